@@ -1,0 +1,242 @@
+/*
+** core.c: the lask.core C module: the value codec exposed to Lua, and a
+** one-shot "call this function in a fresh Lua state on another OS thread"
+** primitive that proves values travel between states and threads.
+**
+** Per-state context (STYLE 11): a userdata holding a scratch output buffer,
+** passed to every function as upvalue 1; its __gc frees the buffer. The
+** scratch buffer may be reused without locking because a Lua state runs on
+** one thread and encoding never calls back into Lua.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "state.h"
+#include "value.h"
+
+#define CTX_MT "lask.context"
+#define JOB_MT "lask.thread_job"
+/* A scratch buffer grown past this is released after use. */
+#define SCRATCH_KEEP (1u << 20)
+
+struct ctx {
+  struct lask_wbuf scratch;
+};
+
+static struct ctx *get_ctx(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int ctx_gc(lua_State *L) {
+  struct ctx *c = luaL_checkudata(L, 1, CTX_MT);
+  lask__wbuf_close(&c->scratch);
+  return 0;
+}
+
+/* lask.serialize(v) -> string */
+static int l_serialize(lua_State *L) {
+  struct ctx *c = get_ctx(L);
+  luaL_checkany(L, 1);
+  lask__value_encode(L, 1, &c->scratch);
+  lua_pushlstring(L, (const char *)c->scratch.p, c->scratch.len);
+  if (c->scratch.cap > SCRATCH_KEEP) lask__wbuf_close(&c->scratch);
+  return 1;
+}
+
+/* lask.deserialize(s [, {code = false}]) -> v */
+static int l_deserialize(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  int opts = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "code");
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      opts |= LASK_DEC_NOCODE;
+    }
+    lua_pop(L, 1);
+  }
+  lask__value_decode(L, s, n, opts);
+  return 1;
+}
+
+/* lask.core.hash(s [, seed]) -> 16 hex digits of lask_hash64 */
+static int l_hash(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx",
+           (unsigned long long)lask_hash64(s, n, seed));
+  lua_pushlstring(L, hex, 16);
+  return 1;
+}
+
+/* -------------------------------------------------------------------------
+** call_in_thread
+** ---------------------------------------------------------------------- */
+
+/* A call to run on another thread. Lives in a userdata of the caller's
+** state; the worker thread writes 'out', 'failed' and 'err' while the caller
+** is blocked in uv_thread_join, so no field needs a lock. */
+struct job {
+  struct lask_wbuf in;  /* encoded {fn, n, args...}; owned by the job */
+  struct lask_wbuf out; /* encoded {n, results...} or the error text */
+  char *path;           /* the caller's package.path (malloc'd) */
+  char *cpath;          /* the caller's package.cpath (malloc'd) */
+  int failed;           /* 1: 'out' holds an error message, not a value */
+};
+
+static int job_gc(lua_State *L) {
+  struct job *j = luaL_checkudata(L, 1, JOB_MT);
+  lask__wbuf_close(&j->in);
+  lask__wbuf_close(&j->out);
+  free(j->path);
+  free(j->cpath);
+  j->path = j->cpath = NULL;
+  return 0;
+}
+
+static int msg_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)",
+                                         luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* In the worker state: decode the call, run it, encode {n, results...}. */
+static int run_job(lua_State *L) {
+  struct job *j = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  lask__value_decode(L, j->in.p, j->in.len, 0);
+  int pack = lua_gettop(L);
+  lua_pushcfunction(L, msg_traceback);
+  lua_rawgeti(L, pack, 1);
+  lua_rawgeti(L, pack, 2);
+  int nargs = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, nargs + 8, "call_in_thread");
+  for (int i = 1; i <= nargs; i++) lua_rawgeti(L, pack, i + 2);
+  if (lua_pcall(L, nargs, LUA_MULTRET, pack + 1) != 0) return lua_error(L);
+  int nres = lua_gettop(L) - (pack + 1);
+  lua_createtable(L, nres + 1, 0);
+  lua_pushinteger(L, nres);
+  lua_rawseti(L, -2, 1);
+  for (int i = 1; i <= nres; i++) {
+    lua_pushvalue(L, pack + 1 + i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lask__value_encode(L, -1, &j->out);
+  return 0;
+}
+
+static void set_failure(struct job *j, const char *msg) {
+  j->failed = 1;
+  j->out.len = 0;
+  if (lask__put_bytes(&j->out, msg, strlen(msg)) != 0) j->out.len = 0;
+}
+
+static void thread_main(void *arg) {
+  struct job *j = arg;
+  lua_State *L = lask__state_new(j->path, j->cpath);
+  if (L == NULL) {
+    set_failure(j, "out of memory creating a Lua state");
+    return;
+  }
+  lua_pushcfunction(L, run_job);
+  lua_pushlightuserdata(L, j);
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    const char *msg = lua_tostring(L, -1);
+    set_failure(j, msg ? msg : "error object is not a string");
+  }
+  lua_close(L);
+}
+
+static char *dup_package_field(lua_State *L, const char *field) {
+  lua_getglobal(L, "package");
+  char *s = NULL;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, field);
+    const char *v = lua_tostring(L, -1);
+    if (v != NULL) s = strdup(v);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+/* lask.core.call_in_thread(fn, ...) -> fn(...) run in a new Lua state on a
+** new OS thread; arguments and results travel serialized both ways. */
+static int l_call_in_thread(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 1;
+  struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
+  memset(j, 0, sizeof *j);
+  luaL_setmetatable(L, JOB_MT);
+  int job = lua_gettop(L);
+  lua_createtable(L, nargs + 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, nargs);
+  lua_rawseti(L, -2, 2);
+  for (int i = 1; i <= nargs; i++) {
+    lua_pushvalue(L, i + 1);
+    lua_rawseti(L, -2, i + 2);
+  }
+  lask__value_encode(L, -1, &j->in);
+  lua_pop(L, 1);
+  j->path = dup_package_field(L, "path");
+  j->cpath = dup_package_field(L, "cpath");
+  uv_thread_t tid;
+  int rc = uv_thread_create(&tid, thread_main, j);
+  if (rc != 0) {
+    return luaL_error(L, "lask: cannot start a thread: %s", uv_strerror(rc));
+  }
+  uv_thread_join(&tid);
+  if (j->failed) {
+    lua_pushlstring(L, (const char *)j->out.p, j->out.len);
+    return luaL_error(L, "lask: in thread: %s", lua_tostring(L, -1));
+  }
+  lask__value_decode(L, j->out.p, j->out.len, 0);
+  int pack = lua_gettop(L);
+  lua_rawgeti(L, pack, 1);
+  int nres = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, nres, "call_in_thread");
+  for (int i = 1; i <= nres; i++) lua_rawgeti(L, pack, i + 1);
+  (void)job;
+  return nres;
+}
+
+static const luaL_Reg core_funcs[] = {
+  {"serialize", l_serialize},
+  {"deserialize", l_deserialize},
+  {"register_metatable", lask__value_register_metatable},
+  {"hash", l_hash},
+  {"call_in_thread", l_call_in_thread},
+  {NULL, NULL}
+};
+
+LASK_API int luaopen_lask_core(lua_State *L) {
+  if (luaL_newmetatable(L, JOB_MT)) {
+    lua_pushcfunction(L, job_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_newlibtable(L, core_funcs);
+  struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  lask__wbuf_init(&c->scratch);
+  if (luaL_newmetatable(L, CTX_MT)) {
+    lua_pushcfunction(L, ctx_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  luaL_setfuncs(L, core_funcs, 1);
+  lua_pushstring(L, LASK_VERSION_STRING);
+  lua_setfield(L, -2, "version");
+  lua_pushstring(L, LASK_FLAVOUR_NAME);
+  lua_setfield(L, -2, "flavour");
+  return 1;
+}

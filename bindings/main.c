@@ -1,0 +1,3 @@
+/* placeholder replaced by the interpreter */
+#include "compat.h"
+int main(void) { return 0; }

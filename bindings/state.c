@@ -1,0 +1,74 @@
+/*
+** state.c: Lua states for executor threads, and the preloading of lask's
+** own modules into any state.
+**
+** An executor state must be able to run whatever the client ships to it, so
+** it gets the client's package.path and package.cpath and finds lask in
+** package.preload: lask.core is this library's own opener, and the Lua
+** modules come from the copies compiled into the library, so a worker runs
+** the same lask as the client even when the client's path does not list it.
+*/
+#include "state.h"
+
+/* Loader for a built-in Lua module: upvalue 1 is its index in
+** lask__embedded. Called by require with the module name. */
+static int load_embedded(lua_State *L) {
+  const struct lask_embedded *m =
+      &lask__embedded[lua_tointeger(L, lua_upvalueindex(1))];
+  lua_pushfstring(L, "=[lask] %s", m->name);
+  if (luaL_loadbuffer(L, m->source, m->len, lua_tostring(L, -1)) != 0) {
+    return lua_error(L);
+  }
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+void lask_openlibs(lua_State *L) {
+  lask_pushloaded(L);
+  lua_getfield(L, -1, "package");
+  lua_getfield(L, -1, "preload");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 3);
+    return;
+  }
+  lua_pushcfunction(L, luaopen_lask_core);
+  lua_setfield(L, -2, "lask.core");
+  for (int i = 0; lask__embedded[i].name != NULL; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, lask__embedded[i].name);
+  }
+  lua_pop(L, 3);
+}
+
+/* Runs inside lua_pcall so that memory errors are caught. */
+static int setup_state(lua_State *L) {
+  const char *path = lua_touserdata(L, 1);
+  const char *cpath = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  lua_getglobal(L, "package");
+  if (path != NULL) {
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+  }
+  if (cpath != NULL) {
+    lua_pushstring(L, cpath);
+    lua_setfield(L, -2, "cpath");
+  }
+  lask_openlibs(L);
+  return 0;
+}
+
+lua_State *lask__state_new(const char *path, const char *cpath) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return NULL;
+  lua_pushcfunction(L, setup_state);
+  lua_pushlightuserdata(L, (void *)path);
+  lua_pushlightuserdata(L, (void *)cpath);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
