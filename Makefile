@@ -94,9 +94,18 @@ $(INTERP): $(BUILD)/obj/bindings/main.o $(RUNTIME_OBJ) $(BINDINGS_OBJ)
 
 # ---------------------------------------------------------------- tests
 TEST_C_SRC := $(wildcard tests/c/test_*.c)
-TEST_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;tests/?.lua;;" \
-  LUA_CPATH="$(BUILD)/lib/?.so;;" LASK_BIN="$(abspath $(INTERP))" \
-  LASK_LUA="$(LUA_BIN)"
+# The other interpreter's build, for the cross-interpreter specs.
+ifeq ($(FLAVOUR),luajit)
+  OTHER_LUA := lua5.4
+  OTHER_CPATH := $(abspath build/lib)/?.so;;
+else
+  OTHER_LUA := luajit
+  OTHER_CPATH := $(abspath build/luajit/lib)/?.so;;
+endif
+TEST_ENV = LUA_PATH="$(abspath lua)/?.lua;$(abspath lua)/?/init.lua;$(abspath tests)/?.lua;;" \
+  LUA_CPATH="$(abspath $(BUILD)/lib)/?.so;;" LASK_BIN="$(abspath $(INTERP))" \
+  LASK_LUA="$(LUA_BIN)" LASK_OTHER_LUA="$(OTHER_LUA)" \
+  LASK_OTHER_CPATH="$(OTHER_CPATH)"
 BUSTED ?= /usr/bin/busted
 SPECS ?= tests/spec
 

@@ -6,8 +6,8 @@
 ** order they are first met, and a second meeting writes a reference, so
 ** shared references and cycles survive. Upvalues shared by two closures are
 ** recognised with lua_upvalueid and rejoined with lua_upvaluejoin. The
-** globals table (and a Lua 5.4 _ENV upvalue holding it) is written as "the
-** receiver's globals". Tables, functions and userdata reachable from
+** globals table, any upvalue named _ENV and LuaJIT function environments
+** become "the receiver's globals". Tables, functions and userdata reachable from
 ** package.loaded travel as module references. Everything else that is not
 ** plain data raises an error naming the value and the path to it; the path
 ** is a chain of 'struct step' living in the C frames of the recursion, so it
@@ -24,8 +24,13 @@
 
 #include "value.h"
 
-/* Deepest nesting of tables and functions, encoding and decoding. */
+/* Deepest nesting of tables and functions, encoding and decoding. Each
+** level holds two Lua stack slots, and LuaJIT allows a C function 8000. */
+#if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
+#define MAX_DEPTH 3000
+#else
 #define MAX_DEPTH 7000
+#endif
 /* Longest module path: the module name plus keys. */
 #define MAX_MODPARTS 4
 
@@ -280,7 +285,7 @@ static void push_modindex(lua_State *L) {
 ** ---------------------------------------------------------------------- */
 
 /* One step of the path from the root to the value being encoded. */
-enum step_kind { STEP_INDEX, STEP_FIELD, STEP_KEY, STEP_UPVALUE, STEP_FENV };
+enum step_kind { STEP_INDEX, STEP_FIELD, STEP_KEY, STEP_UPVALUE };
 struct step {
   enum step_kind kind;
   int idx;                 /* stack index: the key (FIELD), the function */
@@ -356,10 +361,6 @@ static void add_step(lua_State *L, luaL_Buffer *b, const struct step *s) {
     add_funcname(L, b, s->idx);
     break;
   }
-  case STEP_FENV:
-    luaL_addstring(b, "the environment of ");
-    add_funcname(L, b, s->idx);
-    break;
   }
 }
 
@@ -519,10 +520,14 @@ static void enc_table(struct enc *e, int idx, const struct step *at) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int top = lua_gettop(L);
+    /* The format puts the array values before the pairs, but lua_next may
+    ** give a pair first (LuaJIT's slot 0, integer keys in the hash part):
+    ** after the first pair, every entry is written as a pair. */
 #if LASK_HAS_INTEGERS
-    int next = lua_isinteger(L, -2) && lua_tointeger(L, -2) == narr + 1;
+    int next = nhash == 0 && lua_isinteger(L, -2) &&
+               lua_tointeger(L, -2) == narr + 1;
 #else
-    int next = lua_type(L, -2) == LUA_TNUMBER &&
+    int next = nhash == 0 && lua_type(L, -2) == LUA_TNUMBER &&
                lua_tonumber(L, -2) == (lua_Number)narr + 1;
 #endif
     if (next) {
@@ -589,9 +594,11 @@ static void put_bytecode(struct enc *e, int idx) {
 static void enc_upvalue(struct enc *e, int idx, int i, lua_Integer fid,
                         const struct step *at) {
   lua_State *L = e->L;
-  lua_getupvalue(L, idx, i);
+  const char *name = lua_getupvalue(L, idx, i);
   reserve(e, 16);
-  if (lua_rawequal(L, -1, e->globals)) {
+  /* _ENV, whatever it holds (busted, for one, runs code in a proxy table),
+  ** and any upvalue holding the globals become the receiver's globals. */
+  if (lua_rawequal(L, -1, e->globals) || strcmp(name, "_ENV") == 0) {
     lask__put_u8(e->w, LASK__UV_ENV);
     lua_pop(L, 1);
     return;
@@ -637,12 +644,8 @@ static void enc_function(struct enc *e, int idx, const struct step *at) {
   reserve(e, 1);
   lask__put_u8(e->w, (unsigned)nups);
   for (int i = 1; i <= nups; i++) enc_upvalue(e, idx, i, fid, at);
-#if LASK_HAS_FENV
-  lua_getfenv(L, idx);
-  struct step s = {STEP_FENV, idx, 0, at};
-  enc_value(e, lua_gettop(L), &s);
-  lua_pop(L, 1);
-#endif
+  /* LuaJIT: the function environment is not sent; lua_load gives the
+  ** decoded function the receiver's globals. */
   e->depth--;
 }
 
@@ -869,8 +872,7 @@ static void dec_function(struct dec *d) {
     }
   }
 #if LASK_HAS_FENV
-  dec_value(d);
-  if (!lua_istable(L, -1)) dec_corrupt(d, "function environment");
+  lask_pushglobals(L); /* whatever environment the loading code had */
   lua_setfenv(L, f);
 #endif
   d->depth--;
