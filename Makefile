@@ -13,13 +13,18 @@ ifneq ($(findstring jit,$(LUA)$(LUA_INCDIR)),)
   FLAVOUR := luajit
   LUA_PC := luajit
   LUA_BIN ?= luajit
-  BUILD ?= build/luajit
+  BUILD_DEFAULT := build/luajit
 else
   FLAVOUR := lua5.4
   LUA_PC := lua5.4
   LUA_BIN ?= lua5.4
-  BUILD ?= build
+  BUILD_DEFAULT := build
 endif
+# luarocks (which passes LUA_INCDIR) builds apart from the development tree.
+ifdef LUA_INCDIR
+  BUILD_DEFAULT := build/rock-$(FLAVOUR)
+endif
+BUILD ?= $(BUILD_DEFAULT)
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -40,7 +45,14 @@ ifeq ($(FLAVOUR),luajit)
 else
   LUA_STATIC ?= $(LUA_LIBDIR_SYS)/liblua5.4.a
 endif
-UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+ifdef LIBUV_LIBDIR
+  UV_LIBS := -L$(LIBUV_LIBDIR) -luv
+else
+  UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+endif
+ifdef LIBUV_INCDIR
+  LUA_CFLAGS += -I$(LIBUV_INCDIR)
+endif
 LIBS := $(UV_LIBS) -lpthread -lm -ldl
 
 # Install locations (luarocks passes its own).
@@ -88,7 +100,7 @@ $(CORE_SO): $(RUNTIME_OBJ) $(BINDINGS_OBJ)
 # The interpreter: Lua linked statically, symbols exported (-Wl,-E) so that
 # other C modules loaded by it find the Lua API.
 $(INTERP): $(BUILD)/obj/bindings/main.o $(RUNTIME_OBJ) $(BINDINGS_OBJ)
-	$(CC) -o $@ $^ -Wl,-E $(LUA_STATIC) $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ -Wl,-E $(LUA_STATIC) $(LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -105,7 +117,7 @@ endif
 TEST_ENV = LUA_PATH="$(abspath lua)/?.lua;$(abspath lua)/?/init.lua;$(abspath tests)/?.lua;;" \
   LUA_CPATH="$(abspath $(BUILD)/lib)/?.so;;" LASK_BIN="$(abspath $(INTERP))" \
   LASK_LUA="$(LUA_BIN)" LASK_OTHER_LUA="$(OTHER_LUA)" \
-  LASK_OTHER_CPATH="$(OTHER_CPATH)"
+  LASK_OTHER_CPATH="$(OTHER_CPATH)" $(if $(PRELOAD),LD_PRELOAD="$(PRELOAD)")
 BUSTED ?= /usr/bin/busted
 SPECS ?= tests/spec
 
@@ -142,21 +154,18 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=undefined
 asan:
 	$(MAKE) test-c BUILD=build/asan TEST_SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g"
-	$(MAKE) all BUILD=build/asan CFLAGS="-O1 -g $(ASAN_FLAGS)" \
-	  LIBFLAG="-shared $(ASAN_FLAGS)"
-	ASAN_OPTIONS=detect_leaks=0 \
-	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) \
-	  $$($(CC) -print-file-name=libubsan.so)" \
-	  $(MAKE) test-lua BUILD=build/asan SPECS=tests/spec
+	ASAN_OPTIONS=detect_leaks=0 $(MAKE) test-lua BUILD=build/asan \
+	  CFLAGS="-O1 -g $(ASAN_FLAGS)" LIBFLAG="-shared $(ASAN_FLAGS)" \
+	  PRELOAD="$$($(CC) -print-file-name=libasan.so) \
+	  $$($(CC) -print-file-name=libubsan.so)"
 
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_SPECS ?= tests/spec/threads_spec.lua
 tsan:
 	$(MAKE) test-c BUILD=build/tsan TEST_SAN="$(TSAN_FLAGS)" CFLAGS="-O1 -g"
-	$(MAKE) all BUILD=build/tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" \
-	  LIBFLAG="-shared $(TSAN_FLAGS)"
-	LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	  $(MAKE) test-lua BUILD=build/tsan SPECS="$(TSAN_SPECS)"
-TSAN_SPECS ?= tests/spec/threads_spec.lua
+	$(MAKE) test-lua BUILD=build/tsan SPECS="$(TSAN_SPECS)" \
+	  CFLAGS="-O1 -g $(TSAN_FLAGS)" LIBFLAG="-shared $(TSAN_FLAGS)" \
+	  PRELOAD="$$($(CC) -print-file-name=libtsan.so)"
 
 # libFuzzer target for the decoder (clang); FUZZ_TIME seconds.
 FUZZ_TIME ?= 60

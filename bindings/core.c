@@ -167,34 +167,31 @@ static char *dup_package_field(lua_State *L, const char *field) {
   return s;
 }
 
-/* lask.core.call_in_thread(fn, ...) -> fn(...) run in a new Lua state on a
-** new OS thread; arguments and results travel serialized both ways. */
-static int l_call_in_thread(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  int nargs = lua_gettop(L) - 1;
+/* Pushes a new job for calling the function at 'fn' with the 'nargs'
+** values that follow it, encoded and ready to hand to a thread. */
+static struct job *new_job(lua_State *L, int fn, int nargs) {
   struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
   memset(j, 0, sizeof *j);
   luaL_setmetatable(L, JOB_MT);
-  int job = lua_gettop(L);
   lua_createtable(L, nargs + 2, 0);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, fn);
   lua_rawseti(L, -2, 1);
   lua_pushinteger(L, nargs);
   lua_rawseti(L, -2, 2);
   for (int i = 1; i <= nargs; i++) {
-    lua_pushvalue(L, i + 1);
+    lua_pushvalue(L, fn + i);
     lua_rawseti(L, -2, i + 2);
   }
   lask__value_encode(L, -1, &j->in);
   lua_pop(L, 1);
   j->path = dup_package_field(L, "path");
   j->cpath = dup_package_field(L, "cpath");
-  uv_thread_t tid;
-  int rc = uv_thread_create(&tid, thread_main, j);
-  if (rc != 0) {
-    return luaL_error(L, "lask: cannot start a thread: %s", uv_strerror(rc));
-  }
-  uv_thread_join(&tid);
+  return j;
+}
+
+/* After the job's thread has been joined: raises its error, or pushes its
+** results and returns how many. */
+static int push_job_results(lua_State *L, struct job *j) {
   if (j->failed) {
     lua_pushlstring(L, (const char *)j->out.p, j->out.len);
     return luaL_error(L, "lask: in thread: %s", lua_tostring(L, -1));
@@ -206,8 +203,65 @@ static int l_call_in_thread(lua_State *L) {
   lua_pop(L, 1);
   luaL_checkstack(L, nres, "call_in_thread");
   for (int i = 1; i <= nres; i++) lua_rawgeti(L, pack, i + 1);
-  (void)job;
+  lua_remove(L, pack);
   return nres;
+}
+
+/* Starts a thread per job and waits for all of them. Raises if a thread
+** cannot be started (after joining those that were). */
+static void run_jobs(lua_State *L, struct job **jobs, int n) {
+  uv_thread_t *tids = lua_newuserdatauv(L, sizeof *tids * (size_t)n, 0);
+  int started = 0, rc = 0;
+  while (started < n && rc == 0) {
+    rc = uv_thread_create(&tids[started], thread_main, jobs[started]);
+    if (rc == 0) started++;
+  }
+  for (int i = 0; i < started; i++) uv_thread_join(&tids[i]);
+  if (rc != 0) {
+    luaL_error(L, "lask: cannot start a thread: %s", uv_strerror(rc));
+  }
+  lua_pop(L, 1);
+}
+
+/* lask.core.call_in_thread(fn, ...) -> fn(...) run in a new Lua state on a
+** new OS thread; arguments and results travel serialized both ways. */
+static int l_call_in_thread(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  struct job *j = new_job(L, 1, lua_gettop(L) - 1);
+  run_jobs(L, &j, 1);
+  return push_job_results(L, j);
+}
+
+/* lask.core.call_in_threads({{fn, args...}, ...}) -> {{results...}, ...}:
+** every call at once, each in its own state on its own thread. */
+static int l_call_in_threads(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 256, 1, "between 1 and 256 calls");
+  struct job **jobs = lua_newuserdatauv(L, sizeof *jobs * (size_t)n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    luaL_argcheck(L, lua_istable(L, -1), 1, "each call is {fn, args...}");
+    int call = lua_gettop(L);
+    int nargs = (int)lua_rawlen(L, call) - 1;
+    luaL_checkstack(L, nargs + 8, "call_in_threads");
+    for (int k = 1; k <= nargs + 1; k++) lua_rawgeti(L, call, k);
+    luaL_argcheck(L, lua_isfunction(L, call + 1), 1, "each call is {fn, ...}");
+    jobs[i] = new_job(L, call + 1, nargs);
+    lua_replace(L, call); /* keep the job alive, drop the rest */
+    lua_settop(L, call);
+  }
+  run_jobs(L, jobs, n);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    int top = lua_gettop(L);
+    int nres = push_job_results(L, jobs[i]);
+    lua_createtable(L, nres, 0);
+    lua_insert(L, top + 1);
+    for (int k = nres; k >= 1; k--) lua_rawseti(L, top + 1, k);
+    lua_rawseti(L, top, i + 1);
+  }
+  return 1;
 }
 
 static const luaL_Reg core_funcs[] = {
@@ -216,6 +270,7 @@ static const luaL_Reg core_funcs[] = {
   {"register_metatable", lask__value_register_metatable},
   {"hash", l_hash},
   {"call_in_thread", l_call_in_thread},
+  {"call_in_threads", l_call_in_threads},
   {NULL, NULL}
 };
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# test-all.sh: every suite CI runs, then one closing line "N passed,
+# N failed" summing them. A suite that fails without reporting counts, or
+# reports no test at all, counts as one failure. Logs go to build/test-logs.
+set -u
+cd "$(dirname "$0")/.."
+LOGS=build/test-logs
+mkdir -p "$LOGS"
+FUZZ_TIME=${FUZZ_TIME:-60}
+total_pass=0
+total_fail=0
+
+# run NAME COMMAND...: runs a suite, tees its log, adds up its counts.
+run() {
+  local name=$1
+  shift
+  echo "=== $name: $*"
+  "$@" > >(tee "$LOGS/$name.log") 2>&1
+  local rc=$?
+  wait
+  local pass fail
+  pass=$(grep -aoE '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$LOGS/$name.log" |
+    grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+  fail=$(grep -aoE '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$LOGS/$name.log" |
+    grep -oE '[0-9]+ failed' | awk '{s += $1} END {print s + 0}')
+  if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+  if [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
+    echo "=== $name ran no test"
+    fail=1
+  fi
+  echo "=== $name: $pass passed, $fail failed (exit $rc)"
+  total_pass=$((total_pass + pass))
+  total_fail=$((total_fail + fail))
+}
+
+run layers tools/check-layers.sh
+run c make test-c
+run lua54 make test-lua LUA=lua5.4
+run luajit make test-lua LUA=luajit
+run asan make asan
+run tsan make tsan
+run fuzz tools/fuzz-check.sh "$FUZZ_TIME"
+run rock tools/check-rock.sh
+run examples tools/check-examples.sh
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
