@@ -17,8 +17,10 @@
 
 #define CTX_MT "lask.context"
 #define JOB_MT "lask.thread_job"
-/* A scratch buffer grown past this is released after use. */
-#define SCRATCH_KEEP (1u << 20)
+/* A scratch buffer grown past this is released after use. Below it, the
+** buffer is kept: touching fresh pages costs more than encoding into them
+** (ARCHITECTURE.md, Memory). */
+#define SCRATCH_KEEP (32u << 20)
 
 struct ctx {
   struct lask_wbuf scratch;

@@ -37,7 +37,6 @@
 /* Registry keys: only their addresses matter. */
 static const char key_mt_by_name = 0;
 static const char key_name_by_mt = 0;
-static const char key_bytecode = 0;
 static const char key_modules = 0;
 
 /* -------------------------------------------------------------------------
@@ -267,10 +266,11 @@ static int modindex_fresh(lua_State *L, int holder) {
   return fresh;
 }
 
-/* Pushes the module index, rebuilt if package.loaded changed since. */
-static void push_modindex(lua_State *L) {
+/* Pushes the module index, rebuilt if it does not exist yet or, when
+** 'check' is set, if package.loaded changed since it was built. */
+static void push_modindex(lua_State *L, int check) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_modules);
-  if (!lua_istable(L, -1) || !modindex_fresh(L, lua_gettop(L))) {
+  if (!lua_istable(L, -1) || (check && !modindex_fresh(L, lua_gettop(L)))) {
     lua_pop(L, 1);
     build_modindex(L);
     lua_pushvalue(L, -1);
@@ -299,7 +299,7 @@ struct enc {
   int ids;       /* stack index: object -> id; upvalue id -> fid*256+n */
   int globals;   /* stack index of this state's globals table */
   int modindex;  /* stack index of the module index, 0 until needed */
-  int bytecode;  /* stack index of the bytecode cache */
+  int modchecked; /* the index was checked against package.loaded */
   int name_by_mt;
   lua_Integer nextid;
   int flags;
@@ -308,7 +308,7 @@ struct enc {
 
 static void enc_value(struct enc *e, int idx, const struct step *at);
 
-static void reserve(struct enc *e, size_t n) {
+static inline void reserve(struct enc *e, size_t n) {
   int rc = lask__wbuf_reserve(e->w, n);
   if (rc != 0) lask__raise_rc(e->L, rc, "serialize");
 }
@@ -431,15 +431,31 @@ static lua_Integer enc_newid(struct enc *e, int idx) {
 }
 
 /* Writes a module reference for the object at 'idx' if it is in the
-** module index; returns whether it did. */
+** module index; returns whether it did. A Lua function is looked up in the
+** index as it is, even if package.loaded changed since it was built: a miss
+** only means the function travels by value, which works anyway, and it
+** spares every closure a scan of package.loaded. */
 static int enc_modref(struct enc *e, int idx) {
   lua_State *L = e->L;
   if (e->modindex == 0) {
-    push_modindex(L);
+    int lua_fn = lua_type(L, idx) == LUA_TFUNCTION && !lua_iscfunction(L, idx);
+    push_modindex(L, !lua_fn);
     e->modindex = lua_gettop(L);
+    e->modchecked = !lua_fn;
   }
   lua_pushvalue(L, idx);
   lua_rawget(L, e->modindex);
+  if (lua_isnil(L, -1) && !e->modchecked &&
+      (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx))) {
+    /* A miss for a table, C function or userdata: make sure the index is
+    ** current (once per encoding), then look again. */
+    lua_pop(L, 1);
+    push_modindex(L, 1);
+    lua_replace(L, e->modindex);
+    e->modchecked = 1;
+    lua_pushvalue(L, idx);
+    lua_rawget(L, e->modindex);
+  }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return 0;
@@ -463,7 +479,7 @@ static void enter(struct enc *e) {
   }
 }
 
-static void enc_number(struct enc *e, int idx) {
+static inline void enc_number(struct enc *e, int idx) {
   lua_State *L = e->L;
 #if LASK_HAS_INTEGERS
   if (lua_isinteger(L, idx)) {
@@ -518,8 +534,8 @@ static void enc_table(struct enc *e, int idx, const struct step *at) {
   lask__put_u32(e->w, 0);
   uint32_t narr = 0, nhash = 0;
   lua_pushnil(L);
+  int top = lua_gettop(L) + 1; /* the value; the key is just below it */
   while (lua_next(L, idx)) {
-    int top = lua_gettop(L);
     /* The format puts the array values before the pairs, but lua_next may
     ** give a pair first (LuaJIT's slot 0, integer keys in the hash part):
     ** after the first pair, every entry is written as a pair. */
@@ -531,8 +547,13 @@ static void enc_table(struct enc *e, int idx, const struct step *at) {
                lua_tonumber(L, -2) == (lua_Number)narr + 1;
 #endif
     if (next) {
-      struct step s = {STEP_INDEX, 0, (lua_Integer)narr + 1, at};
-      enc_value(e, top, &s);
+      if (lua_type(L, top) == LUA_TNUMBER) { /* the hot case, inline */
+        reserve(e, 16);
+        enc_number(e, top);
+      } else {
+        struct step s = {STEP_INDEX, 0, (lua_Integer)narr + 1, at};
+        enc_value(e, top, &s);
+      }
       narr++;
     } else {
       struct step sk = {STEP_KEY, 0, 0, at};
@@ -557,23 +578,14 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   return lask__put_bytes((struct lask_wbuf *)ud, p, n) != 0;
 }
 
-/* Writes the bytecode of the Lua function at 'idx' as a string item, from
-** the cache when this very closure was dumped before. The dump goes straight
-** into the output after a 5-byte length slot that is patched afterwards
-** (a padded varint: the reader accepts non-minimal varints). */
+/* Writes the bytecode of the Lua function at 'idx' as a string item. The
+** dump goes straight into the output after a 5-byte length slot that is
+** patched afterwards (a padded varint: the reader accepts non-minimal
+** varints). There is no per-closure cache: tasks make fresh closures, and
+** caching those cost more in the garbage collector than dumping again;
+** the scheduler encodes a function once per graph instead. */
 static void put_bytecode(struct enc *e, int idx) {
   lua_State *L = e->L;
-  lua_pushvalue(L, idx);
-  lua_rawget(L, e->bytecode);
-  if (!lua_isnil(L, -1)) {
-    size_t n;
-    const char *code = lua_tolstring(L, -1, &n);
-    int rc = lask__put_string(e->w, code, n);
-    if (rc != 0) lask__raise_rc(L, rc, "serialize");
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pop(L, 1);
   reserve(e, 5);
   size_t slot = e->w->len;
   e->w->len += 5;
@@ -586,9 +598,6 @@ static void put_bytecode(struct enc *e, int idx) {
     e->w->p[slot + (size_t)i] = (uint8_t)(((n >> (7 * i)) & 0x7f) |
                                           (i < 4 ? 0x80 : 0));
   }
-  lua_pushvalue(L, idx);
-  lua_pushlstring(L, (const char *)e->w->p + slot + 5, n);
-  lua_rawset(L, e->bytecode);
 }
 
 static void enc_upvalue(struct enc *e, int idx, int i, lua_Integer fid,
@@ -696,12 +705,11 @@ void lask__value_encode(lua_State *L, int idx, struct lask_wbuf *w) {
   e.flags = 0;
   e.depth = 0;
   e.modindex = 0;
-  lua_newtable(L);
+  e.modchecked = 0;
+  lua_createtable(L, 0, 4);
   e.ids = lua_gettop(L);
   lask_pushglobals(L);
   e.globals = lua_gettop(L);
-  push_regtable(L, &key_bytecode, "k");
-  e.bytecode = lua_gettop(L);
   push_regtable(L, &key_name_by_mt, NULL);
   e.name_by_mt = lua_gettop(L);
   int rc = lask__codec_begin(w, LASK_FLAVOUR);
@@ -731,7 +739,7 @@ static int dec_corrupt(struct dec *d, const char *what) {
                     what, (int)(d->r.pos - d->start));
 }
 
-static void dec_check(struct dec *d, int rc, const char *what) {
+static inline void dec_check(struct dec *d, int rc, const char *what) {
   if (rc == LASK_ETRUNC) dec_corrupt(d, "truncated");
   if (rc != 0) dec_corrupt(d, what);
 }
@@ -785,7 +793,16 @@ static void dec_table(struct dec *d, int with_mt) {
   dec_register(d);
   int t = lua_gettop(L);
   for (uint32_t i = 1; i <= narr; i++) {
-    dec_value(d);
+    double v;
+    if (d->r.pos < d->r.end && *d->r.pos == LASK__T_FLOAT &&
+        d->r.end - d->r.pos >= 9) { /* the hot case, inline */
+      uint64_t u = lask__load_le64(d->r.pos + 1);
+      memcpy(&v, &u, 8);
+      d->r.pos += 9;
+      lua_pushnumber(L, (lua_Number)v);
+    } else {
+      dec_value(d);
+    }
     lua_rawseti(L, t, (lua_Integer)i);
   }
   for (uint32_t i = 0; i < nhash; i++) {
@@ -992,7 +1009,7 @@ void lask__value_decode(lua_State *L, const void *p, size_t n, int opts) {
   d.opts = opts;
   /* Without the CODE flag no bytecode may appear, whatever the body says. */
   d.code = (h.flags & LASK__CF_CODE) != 0;
-  lua_newtable(L);
+  lua_createtable(L, 4, 0);
   d.refs = lua_gettop(L);
   dec_value(&d);
   if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");

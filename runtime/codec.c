@@ -46,7 +46,7 @@ int lask__put_string(struct lask_wbuf *w, const void *s, size_t n) {
   return 0;
 }
 
-int lask__get_varint(struct lask_rbuf *r, uint64_t *out) {
+int lask__get_varint_slow(struct lask_rbuf *r, uint64_t *out) {
   uint64_t v = 0;
   for (int shift = 0; shift < 70; shift += 7) {
     if (r->pos >= r->end) return LASK_ETRUNC;
@@ -68,15 +68,6 @@ int lask__get_u32(struct lask_rbuf *r, uint32_t *out) {
   *out = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
          (uint32_t)p[3] << 24;
   r->pos += 4;
-  return 0;
-}
-
-int lask__get_f64(struct lask_rbuf *r, double *out) {
-  if (lask__rbuf_left(r) < 8) return LASK_ETRUNC;
-  uint64_t u = 0;
-  for (int i = 0; i < 8; i++) u |= (uint64_t)r->pos[i] << (8 * i);
-  memcpy(out, &u, 8);
-  r->pos += 8;
   return 0;
 }
 

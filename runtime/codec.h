@@ -101,11 +101,13 @@ static inline void lask__put_u8(struct lask_wbuf *w, unsigned v) {
 }
 
 static inline void lask__put_varint(struct lask_wbuf *w, uint64_t v) {
+  uint8_t *p = w->p + w->len, *start = p; /* locals: no aliasing reloads */
   while (v >= 0x80) {
-    w->p[w->len++] = (uint8_t)(v | 0x80);
+    *p++ = (uint8_t)(v | 0x80);
     v >>= 7;
   }
-  w->p[w->len++] = (uint8_t)v;
+  *p++ = (uint8_t)v;
+  w->len += (size_t)(p - start);
 }
 
 static inline uint64_t lask__zigzag(int64_t v) {
@@ -135,10 +137,29 @@ static inline void lask__patch_u32(struct lask_wbuf *w, size_t at,
   p[3] = (uint8_t)(v >> 24);
 }
 
+/* Stores 'u' as 8 little-endian bytes at 'p'. */
+static inline void lask__store_le64(uint8_t *p, uint64_t u) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  u = __builtin_bswap64(u);
+#endif
+  memcpy(p, &u, 8);
+}
+
+/* Reads 8 little-endian bytes at 'p'. */
+static inline uint64_t lask__load_le64(const uint8_t *p) {
+  uint64_t u;
+  memcpy(&u, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  u = __builtin_bswap64(u);
+#endif
+  return u;
+}
+
 static inline void lask__put_f64(struct lask_wbuf *w, double d) {
   uint64_t u;
   memcpy(&u, &d, 8);
-  for (int i = 0; i < 8; i++) w->p[w->len++] = (uint8_t)(u >> (8 * i));
+  lask__store_le64(w->p + w->len, u);
+  w->len += 8;
 }
 
 /* Appends 'n' bytes (reserves room itself): 0 or LASK_ENOMEM. */
@@ -157,9 +178,22 @@ static inline int lask__get_u8(struct lask_rbuf *r, unsigned *out) {
 }
 
 /* A varint of at most 10 bytes whose value fits in 64 bits. */
-LASK_INTERNAL int lask__get_varint(struct lask_rbuf *r, uint64_t *out);
+LASK_INTERNAL int lask__get_varint_slow(struct lask_rbuf *r, uint64_t *out);
+static inline int lask__get_varint(struct lask_rbuf *r, uint64_t *out) {
+  if (r->pos < r->end && *r->pos < 0x80) { /* the common one-byte case */
+    *out = *r->pos++;
+    return 0;
+  }
+  return lask__get_varint_slow(r, out);
+}
 LASK_INTERNAL int lask__get_u32(struct lask_rbuf *r, uint32_t *out);
-LASK_INTERNAL int lask__get_f64(struct lask_rbuf *r, double *out);
+static inline int lask__get_f64(struct lask_rbuf *r, double *out) {
+  if ((size_t)(r->end - r->pos) < 8) return LASK_ETRUNC;
+  uint64_t u = lask__load_le64(r->pos);
+  memcpy(out, &u, 8);
+  r->pos += 8;
+  return 0;
+}
 /* Points *out at the next 'n' bytes of the input and skips them. */
 LASK_INTERNAL int lask__get_bytes(struct lask_rbuf *r, size_t n,
                                   const uint8_t **out);
