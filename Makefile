@@ -121,7 +121,8 @@ TEST_ENV = LUA_PATH="$(abspath lua)/?.lua;$(abspath lua)/?/init.lua;$(abspath te
 BUSTED ?= /usr/bin/busted
 SPECS ?= tests/spec
 
-$(BUILD)/test_c: tests/c/main.c $(TEST_C_SRC) $(RUNTIME_SRC) tests/c/test.h
+$(BUILD)/test_c: tests/c/main.c $(TEST_C_SRC) $(RUNTIME_SRC) tests/c/test.h \
+  tests/c/test_list.h $(wildcard runtime/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LASK_CFLAGS) $(TEST_SAN) -Itests/c -o $@ tests/c/main.c \
 	  $(TEST_C_SRC) $(RUNTIME_SRC) $(LIBS)
@@ -175,11 +176,12 @@ $(BUILD)/fuzz_decode: tests/fuzz/fuzz_decode.c $(RUNTIME_SRC) $(BINDINGS_SRC) \
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -Iruntime -Ibindings \
 	  $(LUA_CFLAGS) -o $@ $^ $(LUA_STATIC) $(LIBS)
-fuzz: $(BUILD)/fuzz_decode
-	@mkdir -p $(BUILD)/fuzz-corpus
-	$(LUA_BIN) tests/fuzz/seeds.lua $(BUILD)/fuzz-corpus
+fuzz: $(BUILD)/fuzz_decode $(CORE_SO)
+	@mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts
+	$(LUA_BIN) tests/fuzz/seeds.lua $(BUILD)/fuzz-corpus $(BUILD)
 	$(BUILD)/fuzz_decode -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
-	  -print_final_stats=1 $(BUILD)/fuzz-corpus
+	  -artifact_prefix=$(BUILD)/fuzz-artifacts/ -print_final_stats=1 \
+	  $(BUILD)/fuzz-corpus
 
 # ---------------------------------------------------------------- examples
 examples: $(BUILD)/embed_host

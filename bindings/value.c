@@ -18,6 +18,7 @@
 ** allocation. Bytecode is loaded only from an encoding made by the same
 ** interpreter, and never when the caller asks for LASK_DEC_NOCODE.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -785,7 +786,8 @@ static void dec_table(struct dec *d, int with_mt) {
   /* Every entry takes at least one byte, so the sizes cannot exceed what
   ** is left: this bounds the allocation below by the input's size. */
   size_t left = lask__rbuf_left(&d->r);
-  if (narr > left || nhash > left / 2 || narr + (size_t)nhash * 2 > left) {
+  if (narr > left || nhash > left / 2 || narr + (size_t)nhash * 2 > left ||
+      narr > INT_MAX || nhash > INT_MAX) {
     dec_corrupt(d, "table larger than its input");
   }
   dec_enter(d);
@@ -911,13 +913,19 @@ static void dec_modref(struct dec *d) {
   lua_pushvalue(L, -2);
   lua_rawget(L, -2);
   lua_remove(L, -2);
+  if (lua_isnil(L, -1) && (d->opts & LASK_DEC_NOCODE)) {
+    /* Untrusted input names no module to load: only loaded ones resolve. */
+    luaL_error(L, "lask: cannot deserialize a reference to module '%s': "
+               "not loaded, and untrusted input may not load modules",
+               lua_tostring(L, -2));
+  }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_getglobal(L, "require");
     lua_pushvalue(L, -2);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
       luaL_error(L, "lask: cannot deserialize a reference to module '%s': %s",
-                 lua_tostring(L, -3), lua_tostring(L, -1));
+                 lua_tostring(L, -2), lua_tostring(L, -1));
     }
   }
   for (unsigned i = 1; i < nparts; i++) {

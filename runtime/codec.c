@@ -38,6 +38,7 @@ int lask__put_bytes(struct lask_wbuf *w, const void *s, size_t n) {
 }
 
 int lask__put_string(struct lask_wbuf *w, const void *s, size_t n) {
+  if (n > SIZE_MAX - 10) return LASK_ETOOBIG;
   int rc = lask__wbuf_reserve(w, 10 + n);
   if (rc != 0) return rc;
   lask__put_varint(w, n);

@@ -332,6 +332,22 @@ describe("module references", function()
     assert.are_not.equal(mod.state_id(), id) -- the worker's own copy
   end)
 
+  it("name a module that cannot be loaded on arrival", function()
+    package.loaded.lask_spec_gone = {f = function() end}
+    local bytes = lask.serialize({package.loaded.lask_spec_gone})
+    package.loaded.lask_spec_gone = nil
+    local msg = errmsg(lask.deserialize, bytes)
+    assert.matches("reference to module 'lask_spec_gone'", msg, 1, true)
+    msg = errmsg(lask.deserialize, bytes, {code = false})
+    assert.matches("untrusted input may not load modules", msg, 1, true)
+  end)
+
+  it("resolve already loaded modules even for untrusted input", function()
+    local back = lask.deserialize(lask.serialize({string.format}),
+                                  {code = false})
+    assert.are.equal(string.format, back[1])
+  end)
+
   it("copies user global tables instead of referencing them", function()
     _G.lask_spec_config = {n = 1}
     local back = rt(_G.lask_spec_config)
