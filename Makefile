@@ -33,7 +33,7 @@ WERROR ?=
 LASK_WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
   -Wmissing-prototypes -Wstrict-prototypes -Wconversion $(WERROR)
 LASK_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(LASK_WARN) \
-  -Iruntime
+  -iquote runtime
 ifdef LUA_INCDIR
   LUA_CFLAGS := -I$(LUA_INCDIR)
 else
@@ -174,7 +174,7 @@ FUZZ_CC ?= clang
 $(BUILD)/fuzz_decode: tests/fuzz/fuzz_decode.c $(RUNTIME_SRC) $(BINDINGS_SRC) \
   $(BUILD)/gen/embedded.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -Iruntime -Ibindings \
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -iquote runtime -iquote bindings \
 	  $(LUA_CFLAGS) -o $@ $^ $(LUA_STATIC) $(LIBS)
 fuzz: $(BUILD)/fuzz_decode $(CORE_SO)
 	@mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts

@@ -12,11 +12,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "engine.h"
 #include "state.h"
 #include "value.h"
 
 #define CTX_MT "lask.context"
-#define JOB_MT "lask.thread_job"
+#define TCALL_MT "lask.thread_call"
 /* A scratch buffer grown past this is released after use. Below it, the
 ** buffer is kept: touching fresh pages costs more than encoding into them
 ** (ARCHITECTURE.md, Memory). */
@@ -75,6 +76,35 @@ static int l_hash(lua_State *L) {
   return 1;
 }
 
+/* lask.core.task_hash(fn, args, delayed_mt, depkeys) -> 16 hex digits: the
+** hash of the function's encoding (bytecode and upvalue values), the
+** arguments with every Delayed written as its key, and the keys of the
+** dependencies. Equal calls of pure functions get equal keys. */
+static int l_task_hash(lua_State *L) {
+  struct ctx *c = get_ctx(L);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_createtable(L, 3, 0);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushvalue(L, i == 3 ? 4 : i);
+    lua_rawseti(L, -2, i);
+  }
+  struct lask_placeholders ph = {3, 0};
+  c->scratch.len = 0;
+  lask__value_encode_items(L, -1, 1, &c->scratch, &ph);
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)lask_hash64(
+           c->scratch.p, c->scratch.len, 0x6c61736bu));
+  lua_pushlstring(L, hex, 16);
+  return 1;
+}
+
+/* lask.core.cpu_count() -> the number of cores this process may use. */
+static int l_cpu_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_available_parallelism());
+  return 1;
+}
+
 /* -------------------------------------------------------------------------
 ** call_in_thread
 ** ---------------------------------------------------------------------- */
@@ -82,7 +112,7 @@ static int l_hash(lua_State *L) {
 /* A call to run on another thread. Lives in a userdata of the caller's
 ** state; the worker thread writes 'out', 'failed' and 'err' while the caller
 ** is blocked in uv_thread_join, so no field needs a lock. */
-struct job {
+struct tcall {
   struct lask_wbuf in;  /* encoded {fn, n, args...}; owned by the job */
   struct lask_wbuf out; /* encoded {n, results...} or the error text */
   char *path;           /* the caller's package.path (malloc'd) */
@@ -91,7 +121,7 @@ struct job {
 };
 
 static int job_gc(lua_State *L) {
-  struct job *j = luaL_checkudata(L, 1, JOB_MT);
+  struct tcall *j = luaL_checkudata(L, 1, TCALL_MT);
   lask__wbuf_close(&j->in);
   lask__wbuf_close(&j->out);
   free(j->path);
@@ -110,7 +140,7 @@ static int msg_traceback(lua_State *L) {
 
 /* In the worker state: decode the call, run it, encode {n, results...}. */
 static int run_job(lua_State *L) {
-  struct job *j = lua_touserdata(L, 1);
+  struct tcall *j = lua_touserdata(L, 1);
   lua_settop(L, 0);
   lask__value_decode(L, j->in.p, j->in.len, 0);
   int pack = lua_gettop(L);
@@ -134,14 +164,14 @@ static int run_job(lua_State *L) {
   return 0;
 }
 
-static void set_failure(struct job *j, const char *msg) {
+static void set_failure(struct tcall *j, const char *msg) {
   j->failed = 1;
   j->out.len = 0;
   if (lask__put_bytes(&j->out, msg, strlen(msg)) != 0) j->out.len = 0;
 }
 
 static void thread_main(void *arg) {
-  struct job *j = arg;
+  struct tcall *j = arg;
   lua_State *L = lask__state_new(j->path, j->cpath);
   if (L == NULL) {
     set_failure(j, "out of memory creating a Lua state");
@@ -171,10 +201,10 @@ static char *dup_package_field(lua_State *L, const char *field) {
 
 /* Pushes a new job for calling the function at 'fn' with the 'nargs'
 ** values that follow it, encoded and ready to hand to a thread. */
-static struct job *new_job(lua_State *L, int fn, int nargs) {
-  struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
+static struct tcall *new_tcall(lua_State *L, int fn, int nargs) {
+  struct tcall *j = lua_newuserdatauv(L, sizeof *j, 0);
   memset(j, 0, sizeof *j);
-  luaL_setmetatable(L, JOB_MT);
+  luaL_setmetatable(L, TCALL_MT);
   lua_createtable(L, nargs + 2, 0);
   lua_pushvalue(L, fn);
   lua_rawseti(L, -2, 1);
@@ -193,7 +223,7 @@ static struct job *new_job(lua_State *L, int fn, int nargs) {
 
 /* After the job's thread has been joined: raises its error, or pushes its
 ** results and returns how many. */
-static int push_job_results(lua_State *L, struct job *j) {
+static int push_job_results(lua_State *L, struct tcall *j) {
   if (j->failed) {
     lua_pushlstring(L, (const char *)j->out.p, j->out.len);
     return luaL_error(L, "lask: in thread: %s", lua_tostring(L, -1));
@@ -211,7 +241,7 @@ static int push_job_results(lua_State *L, struct job *j) {
 
 /* Starts a thread per job and waits for all of them. Raises if a thread
 ** cannot be started (after joining those that were). */
-static void run_jobs(lua_State *L, struct job **jobs, int n) {
+static void run_jobs(lua_State *L, struct tcall **jobs, int n) {
   uv_thread_t *tids = lua_newuserdatauv(L, sizeof *tids * (size_t)n, 0);
   int started = 0, rc = 0;
   while (started < n && rc == 0) {
@@ -229,7 +259,7 @@ static void run_jobs(lua_State *L, struct job **jobs, int n) {
 ** new OS thread; arguments and results travel serialized both ways. */
 static int l_call_in_thread(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  struct job *j = new_job(L, 1, lua_gettop(L) - 1);
+  struct tcall *j = new_tcall(L, 1, lua_gettop(L) - 1);
   run_jobs(L, &j, 1);
   return push_job_results(L, j);
 }
@@ -240,7 +270,7 @@ static int l_call_in_threads(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1 && n <= 256, 1, "between 1 and 256 calls");
-  struct job **jobs = lua_newuserdatauv(L, sizeof *jobs * (size_t)n, 0);
+  struct tcall **jobs = lua_newuserdatauv(L, sizeof *jobs * (size_t)n, 0);
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, 1, i + 1);
     luaL_argcheck(L, lua_istable(L, -1), 1, "each call is {fn, args...}");
@@ -249,7 +279,7 @@ static int l_call_in_threads(lua_State *L) {
     luaL_checkstack(L, nargs + 8, "call_in_threads");
     for (int k = 1; k <= nargs + 1; k++) lua_rawgeti(L, call, k);
     luaL_argcheck(L, lua_isfunction(L, call + 1), 1, "each call is {fn, ...}");
-    jobs[i] = new_job(L, call + 1, nargs);
+    jobs[i] = new_tcall(L, call + 1, nargs);
     lua_replace(L, call); /* keep the job alive, drop the rest */
     lua_settop(L, call);
   }
@@ -271,13 +301,19 @@ static const luaL_Reg core_funcs[] = {
   {"deserialize", l_deserialize},
   {"register_metatable", lask__value_register_metatable},
   {"hash", l_hash},
+  {"task_hash", l_task_hash},
+  {"cpu_count", l_cpu_count},
+  {"build_job", lask__build_job},
+  {"run_job", lask__run_job},
   {"call_in_thread", l_call_in_thread},
   {"call_in_threads", l_call_in_threads},
   {NULL, NULL}
 };
 
 LASK_API int luaopen_lask_core(lua_State *L) {
-  if (luaL_newmetatable(L, JOB_MT)) {
+  lask__job_register(L);
+  lask__engine_register(L);
+  if (luaL_newmetatable(L, TCALL_MT)) {
     lua_pushcfunction(L, job_gc);
     lua_setfield(L, -2, "__gc");
   }

@@ -302,6 +302,7 @@ struct enc {
   int modindex;  /* stack index of the module index, 0 until needed */
   int modchecked; /* the index was checked against package.loaded */
   int name_by_mt;
+  const struct lask_placeholders *ph; /* or NULL */
   lua_Integer nextid;
   int flags;
   int depth;
@@ -503,8 +504,38 @@ static inline void enc_number(struct enc *e, int idx) {
   lask__put_f64(e->w, d);
 }
 
+/* Writes a placeholder (see struct lask_placeholders) if the table at
+** 'idx' is one; returns whether it was. */
+static int enc_placeholder(struct enc *e, int idx) {
+  lua_State *L = e->L;
+  if (e->ph == NULL || !lua_getmetatable(L, idx)) return 0;
+  int is = lua_rawequal(L, -1, e->ph->mt);
+  lua_pop(L, 1);
+  if (!is) return 0;
+  if (e->ph->map == 0) {
+    lua_rawgeti(L, idx, 1);
+    size_t n;
+    const char *key = lua_tolstring(L, -1, &n);
+    if (key == NULL) luaL_error(L, "lask: a placeholder without a key");
+    lask__put_u8(e->w, LASK__T_STR);
+    int rc = lask__put_string(e->w, key, n);
+    if (rc != 0) lask__raise_rc(L, rc, "serialize");
+  } else {
+    lua_pushvalue(L, idx);
+    lua_rawget(L, e->ph->map);
+    if (!lua_isnumber(L, -1)) {
+      luaL_error(L, "lask: a Delayed argument is missing from the graph");
+    }
+    lask__put_u8(e->w, LASK__T_DEPREF);
+    lask__put_varint(e->w, (uint64_t)lua_tointeger(L, -1));
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
 static void enc_table(struct enc *e, int idx, const struct step *at) {
   lua_State *L = e->L;
+  if (enc_placeholder(e, idx)) return;
   if (lua_rawequal(L, idx, e->globals)) {
     lask__put_u8(e->w, LASK__T_GLOBALS);
     return;
@@ -695,29 +726,48 @@ static void enc_value(struct enc *e, int idx, const struct step *at) {
   }
 }
 
+/* Prepares 'e' and pushes its working tables (ids, globals, name_by_mt). */
+static void enc_init(struct enc *e, lua_State *L, struct lask_wbuf *w,
+                     const struct lask_placeholders *ph) {
+  luaL_checkstack(L, 16, "lask.serialize");
+  e->L = L;
+  e->w = w;
+  e->ph = ph;
+  e->nextid = 1;
+  e->flags = 0;
+  e->depth = 0;
+  e->modindex = 0;
+  e->modchecked = 0;
+  lua_createtable(L, 0, 4);
+  e->ids = lua_gettop(L);
+  lask_pushglobals(L);
+  e->globals = lua_gettop(L);
+  push_regtable(L, &key_name_by_mt, NULL);
+  e->name_by_mt = lua_gettop(L);
+}
+
 void lask__value_encode(lua_State *L, int idx, struct lask_wbuf *w) {
   idx = lua_absindex(L, idx);
   int top = lua_gettop(L);
-  luaL_checkstack(L, 16, "lask.serialize");
   struct enc e;
-  e.L = L;
-  e.w = w;
-  e.nextid = 1;
-  e.flags = 0;
-  e.depth = 0;
-  e.modindex = 0;
-  e.modchecked = 0;
-  lua_createtable(L, 0, 4);
-  e.ids = lua_gettop(L);
-  lask_pushglobals(L);
-  e.globals = lua_gettop(L);
-  push_regtable(L, &key_name_by_mt, NULL);
-  e.name_by_mt = lua_gettop(L);
+  enc_init(&e, L, w, NULL);
   int rc = lask__codec_begin(w, LASK_FLAVOUR);
   if (rc != 0) lask__raise_rc(L, rc, "serialize");
   enc_value(&e, idx, NULL);
   lask__codec_seal(w, e.flags);
   lua_settop(L, top);
+}
+
+int lask__value_encode_items(lua_State *L, int idx, int count,
+                             struct lask_wbuf *w,
+                             const struct lask_placeholders *ph) {
+  idx = lua_absindex(L, idx);
+  int top = lua_gettop(L);
+  struct enc e;
+  enc_init(&e, L, w, ph);
+  for (int i = 0; i < count; i++) enc_value(&e, idx + i, NULL);
+  lua_settop(L, top);
+  return e.flags;
 }
 
 /* -------------------------------------------------------------------------
@@ -733,6 +783,7 @@ struct dec {
   int depth;
   int opts;
   int code; /* the header says the body holds bytecode */
+  const struct lask_deps *deps; /* resolves DEPREF, or NULL */
 };
 
 static int dec_corrupt(struct dec *d, const char *what) {
@@ -985,6 +1036,13 @@ static void dec_value(struct dec *d) {
   case LASK__T_FUNC: dec_function(d); break;
   case LASK__T_MODREF: dec_modref(d); break;
   case LASK__T_GLOBALS: lask_pushglobals(L); break;
+  case LASK__T_DEPREF: {
+    uint64_t task;
+    dec_check(d, lask__get_varint(&d->r, &task), "bad dependency");
+    if (d->deps == NULL) dec_corrupt(d, "dependency outside a task");
+    d->deps->push(L, d->deps->ud, task);
+    break;
+  }
   default: dec_corrupt(d, "unknown tag");
   }
 }
@@ -1015,11 +1073,32 @@ void lask__value_decode(lua_State *L, const void *p, size_t n, int opts) {
   d.nextid = 1;
   d.depth = 0;
   d.opts = opts;
+  d.deps = NULL;
   /* Without the CODE flag no bytecode may appear, whatever the body says. */
   d.code = (h.flags & LASK__CF_CODE) != 0;
   lua_createtable(L, 4, 0);
   d.refs = lua_gettop(L);
   dec_value(&d);
+  if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
+  lua_remove(L, d.refs);
+}
+
+void lask__value_decode_items(lua_State *L, const void *p, size_t n,
+                              int count, const struct lask_deps *deps) {
+  struct dec d;
+  luaL_checkstack(L, count + 16, "lask: task arguments");
+  d.L = L;
+  d.r.pos = p;
+  d.r.end = (const uint8_t *)p + n;
+  d.start = p;
+  d.nextid = 1;
+  d.depth = 0;
+  d.opts = 0;
+  d.code = 1;
+  d.deps = deps;
+  lua_createtable(L, 4, 0);
+  d.refs = lua_gettop(L);
+  for (int i = 0; i < count; i++) dec_value(&d);
   if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
   lua_remove(L, d.refs);
 }

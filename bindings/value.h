@@ -15,12 +15,44 @@
 /* Decode options. */
 #define LASK_DEC_NOCODE 0x01 /* refuse bytecode (untrusted input) */
 
+/* How the encoder writes placeholders: tables whose metatable is the one at
+** stack index 'mt' (lask's Delayed). With 'map' (a stack index of a table
+** placeholder -> task number) each is written as a DEPREF to that task;
+** with map 0 as the string at its index 1 (its key), for hashing. */
+struct lask_placeholders {
+  int mt;
+  int map;
+};
+
+/* Resolves a DEPREF while decoding a task payload: pushes the value of
+** graph task 'task', or raises. */
+struct lask_deps {
+  void (*push)(lua_State *L, void *ud, uint64_t task);
+  void *ud;
+};
+
 /* Encodes the value at 'idx' into 'w' (emptied first) as a complete,
 ** sealed encoding. Raises a Lua error naming the value's type and path when
 ** something cannot travel. 'w' stays owned by the caller, who must free it
 ** even when this raises: keep it in a userdata with __gc, as core.c does. */
 LASK_INTERNAL void lask__value_encode(lua_State *L, int idx,
                                       struct lask_wbuf *w);
+
+/* Appends the 'count' values at stack indexes idx.. to 'w' as body items,
+** with no header or checksum (task payloads inside one process or one
+** framed message), placeholders written as 'ph' says ('ph' may be NULL).
+** The items share one table of references. Returns the LASK__CF_* flags of
+** what was written. Raises like lask__value_encode. */
+LASK_INTERNAL int lask__value_encode_items(lua_State *L, int idx, int count,
+                                           struct lask_wbuf *w,
+                                           const struct lask_placeholders *ph);
+
+/* Decodes 'count' values from the body items at p[0..n) and pushes them;
+** DEPREF items are resolved by 'deps' (NULL: they are corrupt). The bytes
+** must come from this process (bytecode is trusted). Raises on bad input. */
+LASK_INTERNAL void lask__value_decode_items(lua_State *L, const void *p,
+                                            size_t n, int count,
+                                            const struct lask_deps *deps);
 
 /* Checks and decodes 'n' bytes at 'p' and pushes the value. Raises
 ** "lask: corrupt serialized value (...)" for damaged or ill-formed input, and

@@ -52,7 +52,8 @@ enum {
   LASK__T_MODREF = 10,  /* u8 nparts, strings: module name then keys */
   LASK__T_GLOBALS = 11, /* the receiving state's globals table */
   LASK__T_BUFFER = 12,  /* reserved for shared numeric buffers */
-  LASK__T_LAST = 12
+  LASK__T_DEPREF = 13,  /* varint: the value of that graph task (payloads) */
+  LASK__T_LAST = 13
 };
 
 /* Upvalue kinds inside a FUNC item. */

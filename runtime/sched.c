@@ -331,6 +331,15 @@ void lask__sched_erred(struct lask_sched *s, uint32_t u) {
   free(todo.a);
 }
 
+int lask__sched_has_work(const struct lask_sched *s, int e) {
+  if (s->x[e].todo.n > 0) return 1;
+  if (s->failed || s->cancelled) return 0;
+  for (int v = 0; v < s->nexec; v++) {
+    if (s->x[v].ready.n > 0) return 1; /* its own, or one to steal */
+  }
+  return 0;
+}
+
 void lask__sched_cancel(struct lask_sched *s) { s->cancelled = 1; }
 
 int lask__sched_over(const struct lask_sched *s) {

@@ -68,6 +68,9 @@ LASK_INTERNAL void lask__sched_published(struct lask_sched *s, uint32_t u);
 ** computation has failed and hands out no more runs. */
 LASK_INTERNAL void lask__sched_erred(struct lask_sched *s, uint32_t u);
 
+/* 1 if lask__sched_next would give executor 'e' something now. */
+LASK_INTERNAL int lask__sched_has_work(const struct lask_sched *s, int e);
+
 /* Stops handing out runs (the caller gave up, e.g. on SIGINT). */
 LASK_INTERNAL void lask__sched_cancel(struct lask_sched *s);
 

@@ -1,9 +1,14 @@
 --- lask: parallel computing for Lua.
--- The top-level module: the value codec today; delayed, compute and the
--- schedulers join it as they are built (see API.md).
--- Dependencies: `lask.core`.
+-- The top-level module: the value codec, lazy task graphs (`delayed`),
+-- `compute`/`persist`/`get`, the scheduler choice and configuration.
+-- Dependencies: `lask.core`, `lask.config`, `lask.delayed`, `lask.graph`,
+-- `lask.sync`.
 -- @module lask
 local core = require "lask.core"
+local config = require "lask.config"
+local delayed = require "lask.delayed"
+local graph = require "lask.graph"
+local sync = require "lask.sync"
 
 local lask = {}
 
@@ -15,14 +20,11 @@ lask.flavour = core.flavour
 
 --- Encodes any supported Lua value (closures with upvalues included) as a
 -- binary string that another Lua state, thread or process can decode.
--- @param v the value
--- @return string
 -- @raise when the value holds something that cannot travel (a file handle,
 -- a coroutine, foreign userdata); the message names the path to it.
 lask.serialize = core.serialize
 
 --- Decodes a string made by `lask.serialize`.
--- @param s string
 -- @param[opt] opts `{code = false}` refuses values that carry bytecode
 -- @raise "lask: corrupt serialized value ..." for damaged input
 lask.deserialize = core.deserialize
@@ -30,5 +32,166 @@ lask.deserialize = core.deserialize
 --- Registers metatable `mt` under `name`, so that tables carrying it can be
 -- serialized; the receiving state must register the same name.
 lask.register_metatable = core.register_metatable
+
+lask.config = config
+lask.delayed = delayed.delayed
+lask.is_delayed = delayed.is_delayed
+
+-- Callbacks run around every computation (diagnostics register here).
+local callbacks = {}
+
+--- Adds `cb` = {start = f(total), task = f(done, total), finish = f()} to
+-- every computation; returns a function that removes it.
+function lask.add_callback(cb)
+  callbacks[#callbacks + 1] = cb
+  return function()
+    for i = #callbacks, 1, -1 do
+      if callbacks[i] == cb then table.remove(callbacks, i) end
+    end
+  end
+end
+
+local function hooks_for(opts)
+  local list = {}
+  for i = 1, #callbacks do list[i] = callbacks[i] end
+  if config.get("progress", opts) then
+    list[#list + 1] = require("lask.diagnostics").ProgressBar()
+  end
+  if #list == 0 then return nil end
+  return {
+    start = function(n) for _, c in ipairs(list) do c:start(n) end end,
+    task = function(d, n) for _, c in ipairs(list) do c:task(d, n) end end,
+    finish = function() for _, c in ipairs(list) do c:finish() end end,
+  }
+end
+
+-- Splits lask.compute's arguments: values, then an options table if the
+-- last argument is a plain, non-empty table whose keys are all options.
+local function split_opts(...)
+  local args = {n = select("#", ...), ...}
+  local last = args[args.n]
+  if args.n > 0 and type(last) == "table" and getmetatable(last) == nil and
+     next(last) ~= nil then
+    local all = true
+    for k in pairs(last) do
+      if not config.is_option(k) then all = false break end
+    end
+    if all then
+      args[args.n] = nil
+      args.n = args.n - 1
+      return args, last
+    end
+  end
+  return args, nil
+end
+
+--- Runs the graph behind the Delayed `outputs` with the configured
+-- scheduler; returns their values in a list.
+local function run(outputs, opts, who)
+  if opts then config.check(opts, who) end
+  local scheduler = config.get("scheduler", opts)
+  if #outputs == 0 then return {} end
+  local hooks = hooks_for(opts)
+  if scheduler == "sync" then return sync.run(outputs, hooks) end
+  if scheduler == "threads" then
+    return require("lask.threads").run(outputs, {
+      num_workers = config.get("num_workers", opts),
+      optimize_graph = config.get("optimize_graph", opts),
+      profile = config.get("profile", opts),
+    }, hooks)
+  end
+  return scheduler:compute_graph(outputs, opts, hooks)
+end
+
+--- Computes Delayed values together, in one graph; other values are
+-- returned as they are.
+-- @usage local a, b = lask.compute(x, y, {scheduler = "sync"})
+function lask.compute(...)
+  local args, opts = split_opts(...)
+  local outputs = delayed.collections(args)
+  local values = run(outputs, opts, "lask.compute")
+  local out, j = {}, 0
+  for i = 1, args.n do
+    if delayed.is_delayed(args[i]) then
+      j = j + 1
+      out[i] = values[j]
+    else
+      out[i] = args[i]
+    end
+  end
+  return table.unpack(out, 1, args.n)
+end
+
+--- Like compute, but returns Delayed values backed by the results (same
+-- keys), so later graphs start from them.
+function lask.persist(...)
+  local args, opts = split_opts(...)
+  local outputs = delayed.collections(args)
+  local values = run(outputs, opts, "lask.persist")
+  local out, j = {}, 0
+  for i = 1, args.n do
+    if delayed.is_delayed(args[i]) then
+      j = j + 1
+      local d = delayed.delayed({values[j]}):get(1)
+      d[1] = args[i][1]
+      out[i] = d
+    else
+      out[i] = args[i]
+    end
+  end
+  return table.unpack(out, 1, args.n)
+end
+
+--- Runs a raw graph (key -> literal | {fn, arg, ...}); `keys` is one key
+-- or a list of keys.
+function lask.get(g, keys, opts)
+  local build, _ = graph.from_raw(g)
+  local list = type(keys) == "table" and keys or {keys}
+  local outputs = {}
+  for i, k in ipairs(list) do
+    if g[k] == nil then
+      error(("lask.get: key '%s' is not in the graph"):format(tostring(k)), 2)
+    end
+    outputs[i] = build(k)
+  end
+  local values = run(outputs, opts, "lask.get")
+  if type(keys) == "table" then return values end
+  return values[1]
+end
+
+--- Draws the graph behind Delayed `x` (or a list of them) with Graphviz;
+-- the file's extension picks the format (svg, png, pdf, dot).
+function lask.visualize(x, filename)
+  local outputs = delayed.is_delayed(x) and {x} or x
+  if type(outputs) ~= "table" then
+    error("lask.visualize: argument 1 must be a Delayed or a list of them", 2)
+  end
+  filename = filename or "graph.svg"
+  local text = graph.to_dot(outputs)
+  local fmt = filename:match("%.(%w+)$") or "svg"
+  if fmt == "dot" then
+    local f = assert(io.open(filename, "w"))
+    f:write(text)
+    f:close()
+    return filename
+  end
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "w"))
+  f:write(text)
+  f:close()
+  local cmd = ("dot -T%s -o %q %q 2>&1"):format(fmt, filename, tmp)
+  local p = io.popen(cmd)
+  local out = p:read("*a")
+  local ok, _, code = p:close()
+  os.remove(tmp)
+  if ok ~= true and (code or 1) ~= 0 or out:find("not found") then
+    if out:find("not found") or code == 127 then
+      error("lask.visualize: Graphviz 'dot' was not found: install " ..
+            "Debian's graphviz package", 2)
+    end
+    error("lask.visualize: dot failed: " .. out, 2)
+  end
+  return filename
+end
 
 return lask

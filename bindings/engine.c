@@ -1,0 +1,718 @@
+/*
+** engine.c: the threaded local scheduler: a pool of executor threads, each
+** owning one Lua state, running jobs with runtime/sched.c's state machine.
+**
+** Threads and ownership (doc/ENGINE.md):
+** - struct pool lives in a userdata of the client state; its __gc stops and
+**   joins the threads and closes their states.
+** - pool.lock guards pool.run, pool.shutdown, the state machine (run->s),
+**   run->pub[], run->err*, run->ndone and every executor's 'wake' flag.
+**   Lock order: pool.lock only; no other lock exists.
+** - An executor's lua_State is touched only by its own thread. Values stay
+**   there (a table indexed by unit) until a publish request or an output
+**   makes the executor encode them into run->pub[u].
+** - The client thread builds the job, sets pool.run, then waits on
+**   pool.done with a timeout (to draw progress and notice SIGINT).
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "state.h"
+#include "value.h"
+
+#define POOL_MT "lask.pool"
+#define BATCH 32        /* actions taken per lock */
+#define WAIT_MS 100     /* the client's wait between progress updates */
+
+struct pool;
+
+/* One computation. Created and freed by the client thread. */
+struct run {
+  struct job *job;          /* read-only while the run lasts */
+  struct lask_sched *s;     /* guarded by pool.lock */
+  struct lask_wbuf *pub;    /* per unit; written under pool.lock, then
+                            ** read-only until released */
+  uint64_t gen;             /* executors reset their tables on a new gen */
+  uint32_t ndone;           /* units finished, for progress */
+  char *err;                /* first task error (malloc'd), or NULL */
+  uint64_t *t_start, *t_end; /* per unit, when profiling, else NULL */
+  int32_t *t_exec;
+  volatile sig_atomic_t *interrupted; /* set by the SIGINT handler */
+};
+
+struct executor {
+  struct pool *pool;
+  int id;
+  uv_thread_t tid;
+  uv_cond_t cond;   /* this executor waits here */
+  int started;      /* the thread was created */
+  int sleeping;     /* guarded by pool.lock */
+  uint64_t gen;     /* the run its tables belong to (thread-local use) */
+  lua_State *L;     /* owned by the thread */
+};
+
+struct pool {
+  uv_mutex_t lock;
+  uv_cond_t done;       /* the client waits here */
+  int nexec;
+  struct executor *ex;
+  struct run *run;      /* guarded by lock; NULL between runs */
+  int busy;             /* executors carrying out actions of 'run'; the
+                        ** client frees a run only when this is 0 */
+  int shutdown;         /* guarded by lock */
+  uint64_t gen;         /* guarded by lock */
+  char *path, *cpath;   /* package.path/cpath the states were made with */
+  int ready;            /* executors that finished starting */
+  int failed_start;     /* an executor could not make its state */
+};
+
+/* -------------------------------------------------------------------------
+** Executor side (runs on executor threads)
+** ---------------------------------------------------------------------- */
+
+/* Registry slots of an executor state: vals (unit -> value), remote (unit
+** -> decoded published value), funcs (fid -> function). */
+static const char key_vals = 0, key_remote = 0, key_funcs = 0, key_nil = 0;
+
+static void reset_tables(lua_State *L) {
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vals);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_remote);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_funcs);
+}
+
+/* Pushes a value from a values table, turning the nil marker back. */
+static void push_stored(lua_State *L, int tbl, uint32_t u) {
+  lua_rawgeti(L, tbl, (lua_Integer)u + 1);
+  if (lua_islightuserdata(L, -1) && lua_touserdata(L, -1) == &key_nil) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* Context of the unit being run, for resolving DEPREF items. */
+struct running {
+  struct executor *ex;
+  struct run *run;
+  uint32_t unit;
+  int vals, remote;
+  int prev;        /* stack index of the previous member's result, or 0 */
+  uint32_t prev_task;
+};
+
+/* Pushes the value of graph task 'task' for a DEPREF (see value.h). */
+static void push_dep(lua_State *L, void *ud, uint64_t task) {
+  struct running *r = ud;
+  const struct lask_plan *p = r->run->job->plan;
+  if (task >= r->run->job->g->ntasks) luaL_error(L, "lask: bad dependency");
+  if (r->prev != 0 && task == r->prev_task) {
+    lua_pushvalue(L, r->prev);
+    return;
+  }
+  uint32_t u = p->unit_of[task];
+  lua_rawgeti(L, r->vals, (lua_Integer)u + 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_rawgeti(L, r->remote, (lua_Integer)u + 1);
+  }
+  if (lua_isnil(L, -1)) { /* published by another executor: decode it */
+    lua_pop(L, 1);
+    struct lask_wbuf *b = &r->run->pub[u];
+    if (b->p == NULL) luaL_error(L, "lask: input of a task is missing");
+    lask__value_decode_items(L, b->p, b->len, 1, NULL);
+    if (lua_isnil(L, -1)) {
+      lua_pushlightuserdata(L, (void *)&key_nil);
+    } else {
+      lua_pushvalue(L, -1);
+    }
+    lua_rawseti(L, r->remote, (lua_Integer)u + 1);
+    return;
+  }
+  if (lua_islightuserdata(L, -1) && lua_touserdata(L, -1) == &key_nil) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+/* Pushes function 'fid' of the run, decoding it on first use. */
+static void push_function(lua_State *L, struct run *run, uint32_t fid) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_funcs);
+  lua_rawgeti(L, -1, fid);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (fid == 0 || fid > run->job->nfuncs) luaL_error(L, "lask: bad function");
+    struct lask_wbuf *f = &run->job->funcs[fid - 1];
+    lask__value_decode(L, f->p, f->len, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, fid);
+  }
+  lua_remove(L, -2);
+}
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+      msg = lua_tostring(L, -1);
+    } else {
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+    }
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* Runs one member task (protected by the caller); leaves its result. */
+static void run_member(lua_State *L, struct running *r, uint32_t task) {
+  size_t n;
+  const uint8_t *p = lask__graph_payload(r->run->job->g, task, &n);
+  struct lask_rbuf rb = {p, p + n};
+  uint64_t fid, nargs;
+  if (lask__get_varint(&rb, &fid) || lask__get_varint(&rb, &nargs) ||
+      nargs > 100000) {
+    luaL_error(L, "lask: corrupt task payload");
+  }
+  struct lask_deps deps = {push_dep, r};
+  if (fid == 0) {
+    lask__value_decode_items(L, rb.pos, (size_t)(rb.end - rb.pos), 1, &deps);
+    return;
+  }
+  lua_pushcfunction(L, traceback);
+  int h = lua_gettop(L);
+  push_function(L, r->run, (uint32_t)fid);
+  lask__value_decode_items(L, rb.pos, (size_t)(rb.end - rb.pos), (int)nargs,
+                           &deps);
+  if (lua_pcall(L, (int)nargs, 1, h) != 0) {
+    size_t klen;
+    const char *key = lask__graph_key(r->run->job->g, task, &klen);
+    lua_pushlstring(L, key, klen);
+    lua_pushfstring(L, "lask: task '%s' raised an error:\n%s",
+                    lua_tostring(L, -1), lua_tostring(L, -2));
+    lua_error(L);
+  }
+  lua_remove(L, h);
+}
+
+/* lua_CFunction: runs unit (upvalue-free, args: running*). Leaves the
+** unit's result on the stack. */
+static int run_unit_protected(lua_State *L) {
+  struct running *r = lua_touserdata(L, 1);
+  const struct lask_plan *p = r->run->job->plan;
+  lua_settop(L, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
+  r->vals = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_remote);
+  r->remote = lua_gettop(L);
+  r->prev = 0;
+  for (uint32_t m = p->mem_off[r->unit]; m < p->mem_off[r->unit + 1]; m++) {
+    uint32_t task = p->members[m];
+    run_member(L, r, task);
+    if (r->prev != 0) lua_remove(L, r->prev);
+    r->prev = lua_gettop(L);
+    r->prev_task = task;
+  }
+  return 1;
+}
+
+/* A rough size of a value, for placement. */
+static uint64_t approx_bytes(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: return (uint64_t)lua_rawlen(L, idx);
+  case LUA_TTABLE: return 16 * (uint64_t)lua_rawlen(L, idx) + 64;
+  default: return 8;
+  }
+}
+
+/* Protected: encodes the value on top of the stack into *b (userdata). */
+static int encode_protected(lua_State *L) {
+  struct lask_wbuf *b = lua_touserdata(L, 2);
+  lask__value_encode_items(L, 1, 1, b, NULL);
+  return 0;
+}
+
+/* Encodes the value at the top of ex's stack into a fresh buffer *b.
+** Returns 0, or 1 with an error message left on the stack. */
+static int encode_value(struct executor *ex, struct lask_wbuf *b) {
+  lua_State *L = ex->L;
+  lask__wbuf_init(b);
+  lua_pushcfunction(L, encode_protected);
+  lua_pushvalue(L, -2);
+  lua_pushlightuserdata(L, b);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    lask__wbuf_close(b);
+    return 1;
+  }
+  return 0;
+}
+
+/* What one executor learned in a batch, reported under the lock. */
+struct report {
+  uint32_t unit;
+  int kind;               /* 0 finished, 1 erred, 2 published */
+  uint64_t nbytes;
+  struct lask_wbuf pub;   /* for outputs and publish requests */
+  char *err;              /* for erred: malloc'd message */
+};
+
+static char *dup_message(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  return strdup(msg ? msg : "lask: error object is not a string");
+}
+
+/* Runs unit 'u' and fills the report; publishes outputs at once. */
+static void do_run(struct executor *ex, struct run *run, uint32_t u,
+                   struct report *rep) {
+  lua_State *L = ex->L;
+  struct running r = {ex, run, u, 0, 0, 0, 0};
+  if (run->t_start) run->t_start[u] = uv_hrtime();
+  rep->unit = u;
+  rep->err = NULL;
+  lask__wbuf_init(&rep->pub);
+  lua_pushcfunction(L, run_unit_protected);
+  lua_pushlightuserdata(L, &r);
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    rep->kind = 1;
+    rep->err = dup_message(L);
+    lua_settop(L, 0);
+    return;
+  }
+  rep->kind = 0;
+  rep->nbytes = approx_bytes(L, -1);
+  if (run->job->plan->is_output[u] && encode_value(ex, &rep->pub) != 0) {
+    rep->kind = 1;
+    rep->err = dup_message(L);
+    lua_settop(L, 0);
+    return;
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
+  if (lua_isnil(L, -2)) lua_pushlightuserdata(L, (void *)&key_nil);
+  else lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)u + 1);
+  lua_settop(L, 0);
+  if (run->t_end) {
+    run->t_end[u] = uv_hrtime();
+    run->t_exec[u] = ex->id;
+  }
+}
+
+/* Serves a publish request for unit 'u'. */
+static void do_publish(struct executor *ex, uint32_t u, struct report *rep) {
+  lua_State *L = ex->L;
+  rep->unit = u;
+  rep->err = NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
+  push_stored(L, lua_gettop(L), u);
+  if (encode_value(ex, &rep->pub) != 0) {
+    rep->kind = 1;
+    rep->err = dup_message(L);
+  } else {
+    rep->kind = 2;
+  }
+  lua_settop(L, 0);
+}
+
+static void do_release(struct executor *ex, uint32_t u) {
+  lua_State *L = ex->L;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, (lua_Integer)u + 1);
+  lua_pop(L, 1);
+}
+
+/* Wakes every sleeping executor that has something to do, and the client
+** when the run is over and no executor still works on it. Caller holds
+** pool.lock. */
+static void wake_up(struct pool *pool) {
+  struct run *run = pool->run;
+  if (run == NULL) return;
+  for (int e = 0; e < pool->nexec; e++) {
+    struct executor *x = &pool->ex[e];
+    if (x->sleeping && lask__sched_has_work(run->s, e)) {
+      uv_cond_signal(&x->cond);
+    }
+  }
+  if (pool->busy == 0 && lask__sched_over(run->s)) {
+    uv_cond_signal(&pool->done);
+  }
+}
+
+/* Records a batch of reports in the state machine. Caller holds the lock. */
+static void apply_reports(struct executor *ex, struct run *run,
+                          struct report *reps, int n) {
+  for (int i = 0; i < n; i++) {
+    struct report *rep = &reps[i];
+    uint32_t u = rep->unit;
+    if (rep->kind == 1) {
+      if (run->err == NULL) run->err = rep->err;
+      else free(rep->err);
+      lask__sched_erred(run->s, u);
+      continue;
+    }
+    if (rep->pub.p != NULL) {
+      lask__wbuf_close(&run->pub[u]);
+      run->pub[u] = rep->pub;
+    }
+    if (rep->kind == 0) {
+      run->ndone++;
+      lask__sched_finished(run->s, ex->id, u, rep->nbytes);
+    }
+    if (rep->pub.p != NULL) lask__sched_published(run->s, u);
+  }
+}
+
+/* Carries out one batch of actions outside the lock; returns how many
+** reports it made. */
+static int carry_out(struct executor *ex, struct run *run,
+                     const struct lask_action *acts, int n,
+                     struct report *reps) {
+  int nrep = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t u = acts[i].unit;
+    if (acts[i].kind == LASK_A_RUN) {
+      do_run(ex, run, u, &reps[nrep++]);
+    } else if (acts[i].kind == LASK_A_PUBLISH) {
+      do_publish(ex, u, &reps[nrep++]);
+    } else {
+      do_release(ex, u);
+    }
+  }
+  return nrep;
+}
+
+/* Waits for work. Between runs it drops the values of the last run, so
+** that they do not outlive it. Caller holds pool.lock; returns with it. */
+static void idle(struct executor *ex, struct pool *pool) {
+  if (pool->run == NULL && ex->gen != pool->gen) {
+    uint64_t gen = pool->gen;
+    uv_mutex_unlock(&pool->lock);
+    reset_tables(ex->L);
+    lua_gc(ex->L, LUA_GCCOLLECT, 0);
+    uv_mutex_lock(&pool->lock);
+    ex->gen = gen;
+    return;
+  }
+  ex->sleeping = 1;
+  uv_cond_wait(&ex->cond, &pool->lock);
+  ex->sleeping = 0;
+}
+
+static void executor_main(void *arg) {
+  struct executor *ex = arg;
+  struct pool *pool = ex->pool;
+  ex->L = lask__state_new(pool->path, pool->cpath);
+  if (ex->L != NULL) reset_tables(ex->L);
+  uv_mutex_lock(&pool->lock);
+  pool->ready++;
+  if (ex->L == NULL) pool->failed_start = 1;
+  uv_cond_signal(&pool->done);
+  struct lask_action acts[BATCH];
+  struct report reps[BATCH];
+  while (!pool->shutdown && ex->L != NULL) {
+    struct run *run = pool->run;
+    int n = run ? lask__sched_next(run->s, ex->id, acts, BATCH) : 0;
+    if (n == 0) {
+      idle(ex, pool);
+      continue;
+    }
+    pool->busy++;
+    uv_mutex_unlock(&pool->lock);
+    if (ex->gen != run->gen) {
+      reset_tables(ex->L);
+      ex->gen = run->gen;
+    }
+    int nrep = carry_out(ex, run, acts, n, reps);
+    uv_mutex_lock(&pool->lock);
+    apply_reports(ex, run, reps, nrep);
+    pool->busy--;
+    wake_up(pool);
+  }
+  uv_mutex_unlock(&pool->lock);
+  if (ex->L != NULL) lua_close(ex->L);
+}
+
+/* -------------------------------------------------------------------------
+** Client side
+** ---------------------------------------------------------------------- */
+
+static void pool_stop(struct pool *pool) {
+  if (pool->ex == NULL) return;
+  uv_mutex_lock(&pool->lock);
+  pool->shutdown = 1;
+  for (int e = 0; e < pool->nexec; e++) uv_cond_signal(&pool->ex[e].cond);
+  uv_mutex_unlock(&pool->lock);
+  for (int e = 0; e < pool->nexec; e++) {
+    if (pool->ex[e].started) uv_thread_join(&pool->ex[e].tid);
+    uv_cond_destroy(&pool->ex[e].cond);
+  }
+  free(pool->ex);
+  pool->ex = NULL;
+  uv_cond_destroy(&pool->done);
+  uv_mutex_destroy(&pool->lock);
+  free(pool->path);
+  free(pool->cpath);
+  pool->path = pool->cpath = NULL;
+}
+
+static int pool_gc(lua_State *L) {
+  struct pool *pool = luaL_checkudata(L, 1, POOL_MT);
+  pool_stop(pool);
+  return 0;
+}
+
+static char *package_field(lua_State *L, const char *field) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, field);
+  const char *s = lua_tostring(L, -1);
+  char *copy = s ? strdup(s) : NULL;
+  lua_pop(L, 2);
+  return copy;
+}
+
+static int same(const char *a, const char *b) {
+  return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Starts 'nexec' executors in 'pool' (zeroed). Raises on failure, after
+** stopping whatever started. */
+static void pool_start(lua_State *L, struct pool *pool, int nexec) {
+  pool->ex = calloc((size_t)nexec, sizeof *pool->ex);
+  pool->path = package_field(L, "path");
+  pool->cpath = package_field(L, "cpath");
+  if (pool->ex == NULL || uv_mutex_init(&pool->lock) != 0 ||
+      uv_cond_init(&pool->done) != 0) {
+    free(pool->ex);
+    pool->ex = NULL;
+    luaL_error(L, "lask: cannot create the thread pool");
+  }
+  pool->nexec = nexec;
+  int rc = 0;
+  for (int e = 0; e < nexec && rc == 0; e++) {
+    struct executor *x = &pool->ex[e];
+    x->pool = pool;
+    x->id = e;
+    uv_cond_init(&x->cond);
+    uv_thread_options_t o = {UV_THREAD_HAS_STACK_SIZE, 16u << 20};
+    rc = uv_thread_create_ex(&x->tid, &o, executor_main, x);
+    x->started = rc == 0;
+  }
+  uv_mutex_lock(&pool->lock);
+  int started = 0;
+  for (int e = 0; e < nexec; e++) started += pool->ex[e].started;
+  while (pool->ready < started) uv_cond_wait(&pool->done, &pool->lock);
+  int failed = pool->failed_start;
+  uv_mutex_unlock(&pool->lock);
+  if (rc != 0 || failed) {
+    pool_stop(pool);
+    luaL_error(L, "lask: cannot start %d executor threads%s%s", nexec,
+               rc ? ": " : "", rc ? uv_strerror(rc) : "");
+  }
+}
+
+/* Pushes the state's pool with 'nexec' executors, (re)starting it when the
+** size or the package paths changed. */
+static const char key_pool = 0;
+static struct pool *get_pool(lua_State *L, int nexec) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_pool);
+  struct pool *pool = lua_touserdata(L, -1);
+  if (pool != NULL && pool->ex != NULL) {
+    char *path = package_field(L, "path"), *cpath = package_field(L, "cpath");
+    int ok = pool->nexec == nexec && same(path, pool->path) &&
+             same(cpath, pool->cpath);
+    free(path);
+    free(cpath);
+    if (ok) return pool;
+    pool_stop(pool);
+  } else if (pool == NULL) {
+    lua_pop(L, 1);
+    pool = lua_newuserdatauv(L, sizeof *pool, 0);
+    memset(pool, 0, sizeof *pool);
+    luaL_setmetatable(L, POOL_MT);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_pool);
+  }
+  memset(pool, 0, sizeof *pool);
+  pool_start(L, pool, nexec);
+  return pool;
+}
+
+/* SIGINT while waiting: remembered, acted on by the wait loop. */
+static volatile sig_atomic_t sigint_seen;
+static void on_sigint(int sig) {
+  (void)sig;
+  sigint_seen = 1;
+}
+
+static void free_run(struct run *run) {
+  if (run == NULL) return;
+  uint32_t n = run->job ? run->job->plan->nunits : 0;
+  for (uint32_t u = 0; run->pub && u < n; u++) lask__wbuf_close(&run->pub[u]);
+  free(run->pub);
+  lask__sched_free(run->s);
+  free(run->err);
+  free(run->t_start);
+  free(run->t_end);
+  free(run->t_exec);
+  free(run);
+}
+
+/* A run in a userdata, so that an error in the client frees it. */
+static int runbox_gc(lua_State *L) {
+  struct run **box = lua_touserdata(L, 1);
+  free_run(*box);
+  *box = NULL;
+  return 0;
+}
+
+static struct run *new_run(lua_State *L, struct job *job, int profile) {
+  struct run **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  lua_newtable(L);
+  lua_pushcfunction(L, runbox_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  struct run *run = calloc(1, sizeof *run);
+  if (run == NULL) luaL_error(L, "lask: out of memory");
+  *box = run;
+  uint32_t n = job->plan->nunits ? job->plan->nunits : 1;
+  run->job = job;
+  run->pub = calloc(n, sizeof *run->pub);
+  if (profile) {
+    run->t_start = calloc(n, sizeof *run->t_start);
+    run->t_end = calloc(n, sizeof *run->t_end);
+    run->t_exec = calloc(n, sizeof *run->t_exec);
+  }
+  if (run->pub == NULL || (profile && !run->t_exec)) {
+    luaL_error(L, "lask: out of memory");
+  }
+  return run;
+}
+
+/* Calls progress(done, total) if given (stack index 'fn'), unlocked and
+** protected: an error in it must not leave executors on a freed run. The
+** first error is kept in the registry slot below and raised afterwards. */
+static const char key_progress_err = 0;
+static void report_progress(lua_State *L, int fn, uint32_t done,
+                            uint32_t total) {
+  if (fn == 0) return;
+  lua_pushvalue(L, fn);
+  lua_pushinteger(L, done);
+  lua_pushinteger(L, total);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_progress_err);
+    if (lua_isnil(L, -1)) {
+      lua_pushvalue(L, -2);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &key_progress_err);
+    }
+    lua_pop(L, 2);
+  }
+}
+
+/* Waits until the run is over and no executor works on it any more,
+** drawing progress; cancels it on SIGINT. Then detaches it from the pool
+** and tells the executors to drop its values. */
+static int wait_run(lua_State *L, struct pool *pool, struct run *run,
+                    int progress) {
+  int interrupted = 0;
+  uint32_t total = run->job->plan->nunits;
+  uv_mutex_lock(&pool->lock);
+  while (!lask__sched_over(run->s) || pool->busy > 0) {
+    uv_cond_timedwait(&pool->done, &pool->lock, WAIT_MS * 1000000ull);
+    if (sigint_seen && !interrupted) {
+      interrupted = 1;
+      lask__sched_cancel(run->s);
+    }
+    uint32_t done = run->ndone;
+    if (progress) {
+      uv_mutex_unlock(&pool->lock);
+      report_progress(L, progress, done, total);
+      uv_mutex_lock(&pool->lock);
+    }
+  }
+  pool->run = NULL;
+  pool->gen++;
+  for (int e = 0; e < pool->nexec; e++) uv_cond_signal(&pool->ex[e].cond);
+  uv_mutex_unlock(&pool->lock);
+  if (progress) report_progress(L, progress, run->ndone, total);
+  return interrupted;
+}
+
+/* Pushes {key = ..., start = s, finish = s, executor = e} per unit. */
+static void push_profile(lua_State *L, struct run *run) {
+  const struct lask_plan *p = run->job->plan;
+  lua_createtable(L, (int)p->nunits, 0);
+  for (uint32_t u = 0; u < p->nunits; u++) {
+    size_t n;
+    uint32_t last = p->members[p->mem_off[u + 1] - 1];
+    const char *key = lask__graph_key(run->job->g, last, &n);
+    lua_createtable(L, 0, 4);
+    lua_pushlstring(L, key, n);
+    lua_setfield(L, -2, "key");
+    lua_pushnumber(L, (lua_Number)run->t_start[u] / 1e9);
+    lua_setfield(L, -2, "start");
+    lua_pushnumber(L, (lua_Number)run->t_end[u] / 1e9);
+    lua_setfield(L, -2, "finish");
+    lua_pushinteger(L, run->t_exec[u] + 1);
+    lua_setfield(L, -2, "executor");
+    lua_rawseti(L, -2, (lua_Integer)u + 1);
+  }
+}
+
+int lask__run_job(lua_State *L) {
+  struct job *job = lask__check_job(L, 1);
+  int nexec = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, nexec >= 1 && nexec <= 1024, 2, "1 to 1024 workers");
+  int profile = lua_toboolean(L, 3);
+  int progress = lua_isfunction(L, 4) ? 4 : 0;
+  struct pool *pool = get_pool(L, nexec);
+  struct run *run = new_run(L, job, profile);
+  int rc = lask__sched_new(job->plan, nexec, &run->s);
+  if (rc != 0) lask__raise_rc(L, rc, "scheduling");
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigint_seen = 0;
+  sigaction(SIGINT, &sa, &old);
+  uv_mutex_lock(&pool->lock);
+  run->gen = ++pool->gen;
+  pool->run = run;
+  wake_up(pool);
+  uv_mutex_unlock(&pool->lock);
+  int interrupted = wait_run(L, pool, run, progress);
+  sigaction(SIGINT, &old, NULL);
+  if (interrupted) return luaL_error(L, "lask: computation interrupted");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_progress_err);
+  if (!lua_isnil(L, -1)) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_progress_err);
+    return lua_error(L);
+  }
+  lua_pop(L, 1);
+  if (run->err != NULL) {
+    lua_pushstring(L, run->err);
+    return lua_error(L);
+  }
+  lua_createtable(L, (int)job->noutputs, 0);
+  for (uint32_t i = 0; i < job->noutputs; i++) {
+    struct lask_wbuf *b = &run->pub[job->plan->outputs[i]];
+    lask__value_decode_items(L, b->p, b->len, 1, NULL);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  if (!profile) return 1;
+  push_profile(L, run);
+  return 2;
+}
+
+void lask__engine_register(lua_State *L) {
+  if (luaL_newmetatable(L, POOL_MT)) {
+    lua_pushcfunction(L, pool_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,92 @@
+--- Global configuration: defaults for every computation, overridable per
+-- call through an options table.
+-- Dependencies: none.
+-- @module lask.config
+local config = {}
+
+local function cores()
+  local ok, core = pcall(require, "lask.core")
+  local n = ok and core.cpu_count and core.cpu_count() or 1
+  return n > 0 and n or 1
+end
+
+-- name -> {check = function(v) -> ok, default = value}
+local schema = {
+  scheduler = {
+    check = function(v)
+      return v == "threads" or v == "sync" or
+             (type(v) == "table" and type(v.compute_graph) == "function")
+    end,
+    what = '"threads", "sync" or a distributed Client',
+    default = "threads",
+  },
+  num_workers = {
+    check = function(v) return type(v) == "number" and v >= 1 and v % 1 == 0 end,
+    what = "a positive integer",
+  },
+  optimize_graph = {
+    check = function(v) return type(v) == "boolean" end,
+    what = "a boolean", default = true,
+  },
+  progress = {
+    check = function(v) return type(v) == "boolean" end,
+    what = "a boolean", default = false,
+  },
+  memory_limit = {
+    check = function(v)
+      return (type(v) == "number" and v > 0) or type(v) == "string"
+    end,
+    what = 'a number of bytes or a string like "2GB"',
+  },
+  profile = {
+    check = function(v) return type(v) == "boolean" end,
+    what = "a boolean", default = false,
+  },
+}
+
+local values = {}
+
+--- Is `name` a known option?
+function config.is_option(name)
+  return schema[name] ~= nil
+end
+
+--- Checks an options table: raises on an unknown key or a bad value,
+-- naming the caller `who`.
+function config.check(opts, who)
+  for k, v in pairs(opts) do
+    local s = schema[k]
+    if not s then
+      error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
+    end
+    if not s.check(v) then
+      error(("%s: option '%s' must be %s, got %s"):format(
+        who, k, s.what, tostring(v)), 3)
+    end
+  end
+end
+
+--- Sets defaults: `lask.config.set{scheduler = "sync", num_workers = 4}`.
+function config.set(opts)
+  if type(opts) ~= "table" then
+    error("lask.config.set: argument 1 must be a table of options", 2)
+  end
+  config.check(opts, "lask.config.set")
+  for k, v in pairs(opts) do values[k] = v end
+end
+
+--- The value of option `name`: per-call `opts` first, then what
+-- `config.set` stored, then the default.
+function config.get(name, opts)
+  if opts and opts[name] ~= nil then return opts[name] end
+  if values[name] ~= nil then return values[name] end
+  if name == "num_workers" then return cores() end
+  return schema[name] and schema[name].default
+end
+
+--- Forgets every value given to `config.set`.
+function config.reset()
+  values = {}
+end
+
+return config

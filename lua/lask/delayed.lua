@@ -1,0 +1,221 @@
+--- Lazy task graphs: `lask.delayed` and the Delayed value.
+-- A Delayed stands for the result of one task. It is a table with a fixed
+-- layout (read by the C graph builder, bindings/graph.c):
+--   [1] key      string, unique in the graph (deterministic for pure calls)
+--   [2] fn       the function to call, or nil for a literal
+--   [3] args     {n = count, ...} for a call; {value} for a literal
+--   [4] deps     list of the Delayed found in args (in first-seen order)
+--   [5] name     the key prefix, for diagnostics
+--   [6] nested   true when some Delayed is inside a table argument
+-- Dependencies: `lask.core`.
+-- @module lask.delayed
+local core = require "lask.core"
+
+local M = {}
+
+local Delayed = {}           -- metatable of every Delayed
+local methods = {}
+Delayed.__index = methods
+Delayed.__name = "lask.Delayed"
+M.Delayed = Delayed
+
+local DelayedFunction = {}   -- metatable of lask.delayed(fn)
+DelayedFunction.__index = DelayedFunction
+DelayedFunction.__name = "lask.DelayedFunction"
+
+local function is_delayed(v)
+  return getmetatable(v) == Delayed
+end
+M.is_delayed = is_delayed
+
+-- Impure keys: a per-process prefix and a counter.
+local counter = 0
+local session = core.hash(tostring({}) .. tostring(os.time()) ..
+                          tostring(os.clock())):sub(1, 6)
+
+local function fresh_key(name)
+  counter = counter + 1
+  return ("%s-%s%x"):format(name, session, counter)
+end
+
+-- Finds the Delayed inside the arguments (tables searched recursively,
+-- each table once). Returns the deps list and whether any was nested.
+local function find_deps(args)
+  local deps, seen, nested = {}, nil, false
+  local function add(d)
+    for i = 1, #deps do
+      if deps[i] == d then return end
+    end
+    deps[#deps + 1] = d
+  end
+  local function scan(t)
+    seen = seen or {}
+    if seen[t] then return end
+    seen[t] = true
+    for k, v in next, t do
+      if is_delayed(v) then
+        add(v)
+        nested = true
+      elseif type(v) == "table" and getmetatable(v) == nil then
+        scan(v)
+      end
+      if is_delayed(k) then
+        error("lask.delayed: a Delayed cannot be a table key", 0)
+      end
+    end
+  end
+  for i = 1, args.n do
+    local a = args[i]
+    if is_delayed(a) then
+      add(a)
+    elseif type(a) == "table" and getmetatable(a) == nil then
+      scan(a)
+    end
+  end
+  return deps, nested
+end
+
+local function function_name(fn)
+  local info = debug.getinfo(fn, "S")
+  if info.what == "C" then return "call" end
+  local src = info.short_src:match("([^/\\]+)%.lua$") or "fn"
+  return ("%s:%d"):format(src, info.linedefined)
+end
+
+-- Makes a Delayed for fn(args...). opts: pure, name.
+local function make_call(fn, args, name, pure)
+  local deps, nested = find_deps(args)
+  local key
+  if pure then
+    local depkeys = {}
+    for i = 1, #deps do depkeys[i] = deps[i][1] end
+    key = name .. "-" .. core.task_hash(fn, args, Delayed, depkeys)
+  else
+    key = fresh_key(name)
+  end
+  return setmetatable({key, fn, args, deps, name, nested}, Delayed)
+end
+M.make_call = make_call
+
+--- Wraps a function (calls build tasks) or a value (a literal task).
+-- @param fn a function, or any value
+-- @param[opt] opts `{pure = bool, nout = n, name = "prefix"}`
+-- @return a DelayedFunction for a function, a Delayed for a value
+function M.delayed(fn, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("lask.delayed: argument 2 must be an options table", 2)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "pure" and k ~= "nout" and k ~= "name" then
+      error(("lask.delayed: unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
+  if opts.nout ~= nil and (type(opts.nout) ~= "number" or opts.nout < 0 or
+                           opts.nout % 1 ~= 0) then
+    error("lask.delayed: option 'nout' must be a non-negative integer", 2)
+  end
+  if opts.name ~= nil and type(opts.name) ~= "string" then
+    error("lask.delayed: option 'name' must be a string", 2)
+  end
+  if is_delayed(fn) then return fn end
+  local callable = type(fn) == "function" or
+                   (getmetatable(fn) and getmetatable(fn).__call)
+  if not callable then
+    local name = opts.name or "literal"
+    local key = opts.pure and name .. "-" ..
+                core.task_hash(nil, {n = 1, fn}, Delayed, {}) or fresh_key(name)
+    return setmetatable({key, nil, {fn}, find_deps({n = 1, fn}), name},
+                        Delayed)
+  end
+  return setmetatable({fn = fn, pure = opts.pure and true or false,
+                       nout = opts.nout, name = opts.name or
+                       (type(fn) == "function" and function_name(fn) or "call")},
+                      DelayedFunction)
+end
+
+local function getitem(x, k) return x[k] end
+M.getitem = getitem
+
+DelayedFunction.__call = function(self, ...)
+  local args = {n = select("#", ...), ...}
+  if self.nout == nil then
+    return make_call(self.fn, args, self.name, self.pure)
+  end
+  -- nout: the task returns a packed table; each output is a getitem task.
+  local packed = {n = args.n + 1, self.fn}
+  for i = 1, args.n do packed[i + 1] = args[i] end
+  local whole = make_call(M.call_packed, packed, self.name, self.pure)
+  local outs = {}
+  for i = 1, self.nout do
+    outs[i] = make_call(getitem, {n = 2, whole, i}, self.name .. "-get", true)
+  end
+  return table.unpack(outs, 1, self.nout)
+end
+
+--- Calls fn(...) and packs all its results (the task behind `nout`).
+function M.call_packed(fn, ...)
+  return {n = select("#", ...), fn(...)}
+end
+
+--- This Delayed's key.
+function methods:key()
+  return self[1]
+end
+
+--- A Delayed for self[k].
+function methods:get(k)
+  return make_call(getitem, {n = 2, self, k}, "getitem", true)
+end
+
+--- Computes this Delayed (see lask.compute for the options).
+function methods:compute(opts)
+  if opts == nil then return (require("lask").compute(self)) end
+  return (require("lask").compute(self, opts))
+end
+
+--- The same as lask.persist(self, opts).
+function methods:persist(opts)
+  if opts == nil then return (require("lask").persist(self)) end
+  return (require("lask").persist(self, opts))
+end
+
+function Delayed.__tostring(self)
+  return ("Delayed('%s')"):format(self[1])
+end
+
+-- Operators build tasks that call lask.delayed's own functions, which
+-- travel to executors as module references.
+local ops = {}
+M.ops = ops
+function ops.add(a, b) return a + b end
+function ops.sub(a, b) return a - b end
+function ops.mul(a, b) return a * b end
+function ops.div(a, b) return a / b end
+function ops.mod(a, b) return a % b end
+function ops.pow(a, b) return a ^ b end
+function ops.concat(a, b) return a .. b end
+function ops.unm(a) return -a end
+
+for name, mm in pairs({add = "__add", sub = "__sub", mul = "__mul",
+                       div = "__div", mod = "__mod", pow = "__pow",
+                       concat = "__concat"}) do
+  local f = ops[name]
+  Delayed[mm] = function(a, b)
+    return make_call(f, {n = 2, a, b}, name, true)
+  end
+end
+Delayed.__unm = function(a)
+  return make_call(ops.unm, {n = 1, a}, "unm", true)
+end
+
+-- The Delayed in a list of values, for lask.compute.
+function M.collections(list)
+  local out = {}
+  for i = 1, list.n do
+    if is_delayed(list[i]) then out[#out + 1] = list[i] end
+  end
+  return out
+end
+
+return M

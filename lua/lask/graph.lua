@@ -1,0 +1,118 @@
+--- Task graphs as the schedulers see them: the Delayed reachable from some
+-- outputs, in an order where every task comes after its dependencies; raw
+-- graphs (lask.get) turned into Delayed; Graphviz output.
+-- Dependencies: `lask.delayed`.
+-- @module lask.graph
+local delayed = require "lask.delayed"
+
+local M = {}
+local is_delayed = delayed.is_delayed
+
+--- The Delayed that `outputs` need, dependencies first (an iterative
+-- depth-first walk, so chains of any length are fine).
+function M.toposort(outputs)
+  local order, state = {}, {}
+  for _, root in ipairs(outputs) do
+    if not state[root] then
+      local stack, pos, top = {root}, {1}, 1
+      state[root] = 1
+      while top > 0 do
+        local d = stack[top]
+        local deps = d[4]
+        local i = pos[top]
+        if i <= #deps then
+          pos[top] = i + 1
+          local c = deps[i]
+          if not state[c] then
+            state[c] = 1
+            top = top + 1
+            stack[top], pos[top] = c, 1
+          end
+        else
+          state[d] = 2
+          order[#order + 1] = d
+          stack[top], pos[top] = nil, nil
+          top = top - 1
+        end
+      end
+    end
+  end
+  return order
+end
+
+-- Raw graphs: key -> literal | {fn, arg, ...}; a string argument equal to
+-- a key refers to that key's result, inside nested plain tables too.
+local function is_task(v)
+  return type(v) == "table" and getmetatable(v) == nil and
+         type(v[1]) == "function"
+end
+
+--- Turns a raw graph into a table key -> Delayed (keys kept).
+function M.from_raw(graph)
+  if type(graph) ~= "table" then
+    error("lask.get: argument 1 must be a graph table, got " .. type(graph), 3)
+  end
+  local built, building = {}, {}
+  local build
+  local function convert(v)
+    if type(v) == "string" and graph[v] ~= nil then return build(v) end
+    if is_task(v) then
+      local args = {n = 0}
+      for i = 2, #v do args[i - 1] = convert(v[i]); args.n = i - 1 end
+      return delayed.make_call(v[1], args, "task", false)
+    end
+    if type(v) == "table" and getmetatable(v) == nil then
+      local copy = {}
+      for k, x in pairs(v) do copy[k] = convert(x) end
+      return copy
+    end
+    return v
+  end
+  function build(key)
+    if built[key] then return built[key] end
+    if building[key] then
+      error(("lask.get: the graph has a cycle through key '%s'"):format(key), 0)
+    end
+    building[key] = true
+    local v = graph[key]
+    local d
+    if is_task(v) then
+      d = convert(v)
+    else
+      d = delayed.delayed(convert(v))
+      if not is_delayed(d) then d = delayed.delayed({convert(v)}):get(1) end
+    end
+    d[1] = key
+    building[key] = nil
+    built[key] = d
+    return d
+  end
+  return build, built
+end
+
+local function dot_escape(s)
+  return (tostring(s):gsub('[\\"]', "\\%0"))
+end
+
+--- Graphviz text for the graph behind `outputs`.
+function M.to_dot(outputs)
+  local order = M.toposort(outputs)
+  local lines = {"digraph lask {", "  rankdir=BT;",
+                 '  node [fontname="Helvetica", fontsize=10];'}
+  local id = {}
+  for i, d in ipairs(order) do
+    id[d] = "t" .. i
+    local shape = d[2] and "ellipse" or "box"
+    lines[#lines + 1] = ('  %s [label="%s", shape=%s];'):format(
+      id[d], dot_escape(d[1]), shape)
+  end
+  for _, d in ipairs(order) do
+    for _, dep in ipairs(d[4]) do
+      lines[#lines + 1] = ("  %s -> %s;"):format(id[dep], id[d])
+    end
+  end
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return M

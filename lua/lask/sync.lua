@@ -1,0 +1,86 @@
+--- The synchronous scheduler: runs a graph in the calling Lua state, one
+-- task at a time, with no threads and no serialization. It is the
+-- reference semantics of every other scheduler, and the one to debug with.
+-- Dependencies: `lask.delayed`, `lask.graph`.
+-- @module lask.sync
+local delayed = require "lask.delayed"
+local graph = require "lask.graph"
+
+local M = {}
+local is_delayed = delayed.is_delayed
+local NIL = {} -- stands for a nil result in the values table
+
+-- Replaces the Delayed inside 'v' by their values; tables that contain a
+-- Delayed are copied, others passed as they are.
+local function substitute(v, values, copies)
+  if is_delayed(v) then
+    local x = values[v]
+    if x == NIL then return nil end
+    return x
+  end
+  if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
+  if copies[v] then return copies[v] end
+  local out = {}
+  copies[v] = out
+  for k, x in next, v do out[k] = substitute(x, values, copies) end
+  return out
+end
+
+--- Formats a task failure the way every scheduler reports it.
+function M.task_error(key, msg)
+  return ("lask: task '%s' raised an error:\n%s"):format(key, tostring(msg))
+end
+
+--- Runs the tasks `outputs` need; returns their values in a list.
+-- `hooks` (optional) gets start(total), task(done, total), finish().
+function M.run(outputs, hooks)
+  local order = graph.toposort(outputs)
+  local values, consumers = {}, {}
+  for _, d in ipairs(order) do
+    for _, dep in ipairs(d[4]) do consumers[dep] = (consumers[dep] or 0) + 1 end
+  end
+  for _, d in ipairs(outputs) do consumers[d] = math.huge end
+  if hooks then hooks.start(#order) end
+  for done, d in ipairs(order) do
+    local result
+    local args = d[3]
+    if d[2] == nil then
+      result = substitute(args[1], values, {})
+    else
+      local call = args
+      if #d[4] > 0 then
+        call = {n = args.n}
+        local copies = d[6] and {} or nil
+        for i = 1, args.n do
+          local a = args[i]
+          if copies or is_delayed(a) then
+            call[i] = substitute(a, values, copies)
+          else
+            call[i] = a
+          end
+        end
+      end
+      local ok, res = xpcall(d[2], debug.traceback,
+                             table.unpack(call, 1, call.n))
+      if not ok then error(M.task_error(d[1], res), 0) end
+      result = res
+    end
+    if result == nil then result = NIL end
+    values[d] = result
+    for _, dep in ipairs(d[4]) do -- release what nothing needs any more
+      consumers[dep] = consumers[dep] - 1
+      if consumers[dep] == 0 then values[dep] = nil end
+    end
+    if hooks then hooks.task(done, #order) end
+  end
+  if hooks then hooks.finish() end
+  local out = {}
+  for i, d in ipairs(outputs) do
+    local v = values[d]
+    if v == NIL then v = nil end
+    out[i] = v
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,35 @@
+--- The threaded scheduler: runs a graph on a pool of executor threads, each
+-- with its own Lua state (bindings/engine.c). The pool is made on first use
+-- and kept for the next computation; it is stopped when this Lua state
+-- closes.
+-- Dependencies: `lask.core`, `lask.delayed`.
+-- @module lask.threads
+local core = require "lask.core"
+local delayed = require "lask.delayed"
+
+local M = {}
+
+--- Runs the tasks `outputs` need; returns their values in a list (and the
+-- per-task profile when opts.profile is set).
+-- opts: num_workers, optimize_graph, profile. hooks: see lask.add_callback.
+function M.run(outputs, opts, hooks)
+  local job = core.build_job(outputs, delayed.Delayed,
+                             opts.optimize_graph == false)
+  local progress
+  if hooks then
+    local started = false
+    progress = function(done, total)
+      if not started then
+        started = true
+        hooks.start(total)
+      end
+      hooks.task(done, total)
+    end
+  end
+  local values, profile = core.run_job(job, opts.num_workers,
+                                       opts.profile, progress)
+  if hooks then hooks.finish() end
+  return values, profile
+end
+
+return M
