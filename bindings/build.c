@@ -165,13 +165,14 @@ static int scratch_gc(lua_State *L) {
 static int plan_error(lua_State *L, struct job *j, int rc, uint32_t bad) {
   size_t n = 0;
   const char *key = bad < j->g->ntasks ? lask__graph_key(j->g, bad, &n) : "";
+  lua_pushlstring(L, key, n);
   if (rc == LASK_ECYCLE) {
     return luaL_error(L, "lask: the graph has a cycle through task '%s'",
-                      lua_pushlstring(L, key, n));
+                      lua_tostring(L, -1));
   }
   if (rc == LASK_EINVAL) {
     return luaL_error(L, "lask: task '%s' depends on a task missing from "
-                      "the graph", lua_pushlstring(L, key, n));
+                      "the graph", lua_tostring(L, -1));
   }
   return lask__raise_rc(L, rc, "planning the graph");
 }

@@ -99,6 +99,12 @@ static int l_task_hash(lua_State *L) {
   return 1;
 }
 
+/* lask.core.now() -> seconds on a monotonic clock (for timing). */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
 /* lask.core.cpu_count() -> the number of cores this process may use. */
 static int l_cpu_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)uv_available_parallelism());
@@ -303,6 +309,7 @@ static const luaL_Reg core_funcs[] = {
   {"hash", l_hash},
   {"task_hash", l_task_hash},
   {"cpu_count", l_cpu_count},
+  {"now", l_now},
   {"build_job", lask__build_job},
   {"run_job", lask__run_job},
   {"call_in_thread", l_call_in_thread},

@@ -10,6 +10,7 @@
 -- Dependencies: `lask.core`.
 -- @module lask.delayed
 local core = require "lask.core"
+local unpack = table.unpack or unpack -- LuaJIT has only the global
 
 local M = {}
 
@@ -150,7 +151,7 @@ DelayedFunction.__call = function(self, ...)
   for i = 1, self.nout do
     outs[i] = make_call(getitem, {n = 2, whole, i}, self.name .. "-get", true)
   end
-  return table.unpack(outs, 1, self.nout)
+  return unpack(outs, 1, self.nout)
 end
 
 --- Calls fn(...) and packs all its results (the task behind `nout`).

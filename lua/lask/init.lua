@@ -9,6 +9,7 @@ local config = require "lask.config"
 local delayed = require "lask.delayed"
 local graph = require "lask.graph"
 local sync = require "lask.sync"
+local unpack = table.unpack or unpack -- LuaJIT has only the global
 
 local lask = {}
 
@@ -119,7 +120,7 @@ function lask.compute(...)
       out[i] = args[i]
     end
   end
-  return table.unpack(out, 1, args.n)
+  return unpack(out, 1, args.n)
 end
 
 --- Like compute, but returns Delayed values backed by the results (same
@@ -139,7 +140,7 @@ function lask.persist(...)
       out[i] = args[i]
     end
   end
-  return table.unpack(out, 1, args.n)
+  return unpack(out, 1, args.n)
 end
 
 --- Runs a raw graph (key -> literal | {fn, arg, ...}); `keys` is one key

@@ -5,6 +5,7 @@
 -- @module lask.sync
 local delayed = require "lask.delayed"
 local graph = require "lask.graph"
+local unpack = table.unpack or unpack -- LuaJIT has only the global
 
 local M = {}
 local is_delayed = delayed.is_delayed
@@ -61,7 +62,7 @@ function M.run(outputs, hooks)
         end
       end
       local ok, res = xpcall(d[2], debug.traceback,
-                             table.unpack(call, 1, call.n))
+                             unpack(call, 1, call.n))
       if not ok then error(M.task_error(d[1], res), 0) end
       result = res
     end
