@@ -161,7 +161,7 @@ asan:
 	  $$($(CC) -print-file-name=libubsan.so)"
 
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
-TSAN_SPECS ?= tests/spec/threads_spec.lua
+TSAN_SPECS ?= tests/spec/threads_spec.lua tests/spec/delayed_spec.lua
 tsan:
 	$(MAKE) test-c BUILD=build/tsan TEST_SAN="$(TSAN_FLAGS)" CFLAGS="-O1 -g"
 	$(MAKE) test-lua BUILD=build/tsan SPECS="$(TSAN_SPECS)" \

@@ -8,6 +8,7 @@
 ** referred to by id; arguments are encoded with every Delayed written as a
 ** DEPREF to its task number.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ struct walk {
   int queue;   /* task number + 1 -> Delayed */
   int funcs;   /* function -> fid */
   uint32_t n;  /* tasks numbered so far */
+  const char *session; /* prefix of numeric keys (lask.delayed.session) */
   struct lask_wbuf *pay; /* scratch payload, in a userdata with __gc */
 };
 
@@ -128,6 +130,31 @@ static void encode_payload(struct walk *w, int d) {
   lua_settop(L, args - 2);
 }
 
+/* Returns the key of the Delayed at 'd' (pushing a string, or formatting
+** into 'buf'): a string key as it is; a numeric one as name-session<n>,
+** the same text lask.delayed.key makes. */
+static const char *task_key(struct walk *w, int d, char *buf, size_t size,
+                            size_t *len) {
+  lua_State *L = w->L;
+  lua_rawgeti(L, d, 1);
+  if (lua_type(L, -1) == LUA_TSTRING) return lua_tolstring(L, -1, len);
+  if (lua_type(L, -1) != LUA_TNUMBER) {
+    luaL_error(L, "lask: a Delayed without a key");
+  }
+  long long n = (long long)lua_tonumber(L, -1);
+  lua_rawgeti(L, d, 5);
+  const char *name = lua_tostring(L, -1);
+  int k = snprintf(buf, size, "%s-%s%lld", name ? name : "task",
+                   w->session, n);
+  if (k < 0 || (size_t)k >= size) { /* a long name: let Lua build it */
+    lua_pushfstring(L, "%s-%s%s", name ? name : "task", w->session,
+                    lua_tostring(L, -2));
+    return lua_tolstring(L, -1, len);
+  }
+  *len = (size_t)k;
+  return buf;
+}
+
 /* Adds the task numbered 't' (its Delayed at 'd') to the graph. */
 static void add_task(struct walk *w, uint32_t t, int d) {
   lua_State *L = w->L;
@@ -143,10 +170,9 @@ static void add_task(struct walk *w, uint32_t t, int d) {
     deps[i] = number(w);
   }
   encode_payload(w, d);
-  lua_rawgeti(L, d, 1);
+  char buf[128];
   size_t klen;
-  const char *key = lua_tolstring(L, -1, &klen);
-  if (key == NULL) luaL_error(L, "lask: a Delayed without a key");
+  const char *key = task_key(w, d, buf, sizeof buf, &klen);
   int rc = lask__graph_add(w->j->g, key, klen, deps, ndeps, w->pay->p,
                            w->pay->len);
   if (rc != 0) lask__raise_rc(L, rc, "building the graph");
@@ -181,7 +207,8 @@ int lask__build_job(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   int nofuse = lua_toboolean(L, 3);
-  lua_settop(L, 2);
+  const char *session = luaL_optstring(L, 4, "");
+  lua_settop(L, 4);
   struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
   memset(j, 0, sizeof *j);
   luaL_setmetatable(L, JOB_MT);
@@ -198,6 +225,7 @@ int lask__build_job(lua_State *L) {
   w.j = j;
   w.mt = 2;
   w.n = 0;
+  w.session = session;
   struct lask_wbuf *pay = lua_newuserdatauv(L, sizeof *pay, 0);
   lask__wbuf_init(pay);
   lua_newtable(L);

@@ -8,6 +8,8 @@
 #ifndef LASK_COMPAT_H
 #define LASK_COMPAT_H
 
+#include <stdio.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -77,6 +79,12 @@ static inline void luaL_requiref(lua_State *L, const char *name,
     lua_setglobal(L, name);
   }
 }
+
+/* LuaJIT's file handles: userdata "FILE*" starting with the FILE*. */
+#define LUA_FILEHANDLE "FILE*"
+typedef struct luaL_Stream {
+  FILE *f;
+} luaL_Stream;
 
 /* Pushes the state's globals table. */
 #define lask_pushglobals(L) lua_pushvalue(L, LUA_GLOBALSINDEX)

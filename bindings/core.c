@@ -8,7 +8,9 @@
 ** scratch buffer may be reused without locking because a Lua state runs on
 ** one thread and encoding never calls back into Lua.
 */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <uv.h>
 
@@ -96,6 +98,13 @@ static int l_task_hash(lua_State *L) {
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)lask_hash64(
            c->scratch.p, c->scratch.len, 0x6c61736bu));
   lua_pushlstring(L, hex, 16);
+  return 1;
+}
+
+/* lask.core.isatty(file) -> whether the Lua file handle is a terminal. */
+static int l_isatty(lua_State *L) {
+  luaL_Stream *s = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  lua_pushboolean(L, s->f != NULL && isatty(fileno(s->f)));
   return 1;
 }
 
@@ -310,6 +319,7 @@ static const luaL_Reg core_funcs[] = {
   {"task_hash", l_task_hash},
   {"cpu_count", l_cpu_count},
   {"now", l_now},
+  {"isatty", l_isatty},
   {"build_job", lask__build_job},
   {"run_job", lask__run_job},
   {"call_in_thread", l_call_in_thread},

@@ -298,6 +298,7 @@ struct enc {
   lua_State *L;
   struct lask_wbuf *w;
   int ids;       /* stack index: object -> id; upvalue id -> fid*256+n */
+  int has_ids;   /* the ids slot holds its table (else nil, not made yet) */
   int globals;   /* stack index of this state's globals table */
   int modindex;  /* stack index of the module index, 0 until needed */
   int modchecked; /* the index was checked against package.loaded */
@@ -409,6 +410,7 @@ static int enc_fail(struct enc *e, int idx, const struct step *at,
 ** returns 1; otherwise returns 0. */
 static int enc_ref(struct enc *e, int idx) {
   lua_State *L = e->L;
+  if (!e->has_ids) return 0;
   lua_pushvalue(L, idx);
   lua_rawget(L, e->ids);
   if (lua_isnil(L, -1)) {
@@ -426,6 +428,11 @@ static int enc_ref(struct enc *e, int idx) {
 ** functions it creates in the same order. Returns the id. */
 static lua_Integer enc_newid(struct enc *e, int idx) {
   lua_State *L = e->L;
+  if (!e->has_ids) { /* made on first need: plain arguments never pay */
+    lua_createtable(L, 0, 4);
+    lua_replace(L, e->ids);
+    e->has_ids = 1;
+  }
   lua_pushvalue(L, idx);
   lua_pushinteger(L, e->nextid);
   lua_rawset(L, e->ids);
@@ -738,8 +745,9 @@ static void enc_init(struct enc *e, lua_State *L, struct lask_wbuf *w,
   e->depth = 0;
   e->modindex = 0;
   e->modchecked = 0;
-  lua_createtable(L, 0, 4);
+  lua_pushnil(L); /* the ids table, made by enc_newid when first needed */
   e->ids = lua_gettop(L);
+  e->has_ids = 0;
   lask_pushglobals(L);
   e->globals = lua_gettop(L);
   push_regtable(L, &key_name_by_mt, NULL);

@@ -1,7 +1,11 @@
 --- Lazy task graphs: `lask.delayed` and the Delayed value.
 -- A Delayed stands for the result of one task. It is a table with a fixed
 -- layout (read by the C graph builder, bindings/graph.c):
---   [1] key      string, unique in the graph (deterministic for pure calls)
+--   [1] key      string, unique in the graph (deterministic for pure calls),
+--                or, for impure calls, a number: the key is then made on
+--                demand as name .. "-" .. session .. number (M.key), so
+--                that building a graph interns no strings
+--   [7] session  the session prefix of a numeric key
 --   [2] fn       the function to call, or nil for a literal
 --   [3] args     {n = count, ...} for a call; {value} for a literal
 --   [4] deps     list of the Delayed found in args (in first-seen order)
@@ -34,45 +38,89 @@ local counter = 0
 local session = core.hash(tostring({}) .. tostring(os.time()) ..
                           tostring(os.clock())):sub(1, 6)
 
-local function fresh_key(name)
+local function fresh_key()
   counter = counter + 1
-  return ("%s-%s%x"):format(name, session, counter)
+  return counter
+end
+M.session = session
+
+--- The key of Delayed `d` as a string (made and kept on first use).
+local function key_of(d)
+  local k = d[1]
+  if type(k) == "number" then
+    k = d[5] .. "-" .. session .. ("%d"):format(k)
+    d[1] = k
+  end
+  return k
+end
+M.key = key_of
+
+-- No dependencies: one shared, read-only list.
+local EMPTY = setmetatable({}, {__newindex = function()
+  error("lask: internal: the empty dependency list is read-only", 2)
+end})
+
+-- Adds Delayed 'd' to 'deps' once. Lists stay short, so a scan is cheap;
+-- past 8 entries 'set' (d -> true) keeps wide fan-ins linear.
+local function add_dep(deps, set, d)
+  if set then
+    if set[d] then return set end
+    set[d] = true
+    deps[#deps + 1] = d
+    return set
+  end
+  local n = #deps
+  for i = 1, n do
+    if deps[i] == d then return nil end
+  end
+  deps[n + 1] = d
+  if n + 1 > 8 then
+    set = {}
+    for i = 1, n + 1 do set[deps[i]] = true end
+  end
+  return set
 end
 
--- Finds the Delayed inside the arguments (tables searched recursively,
--- each table once). Returns the deps list and whether any was nested.
+-- Looks for Delayed inside plain table 't' (each table once).
+local function scan(t, deps, set, seen)
+  seen[t] = true
+  for k, v in next, t do
+    if type(v) == "table" then
+      local mt = getmetatable(v)
+      if mt == Delayed then
+        set = add_dep(deps, set, v)
+        deps.nested = true
+      elseif mt == nil and not seen[v] then
+        set = scan(v, deps, set, seen)
+      end
+    end
+    if getmetatable(k) == Delayed then
+      error("lask.delayed: a Delayed cannot be a table key", 0)
+    end
+  end
+  return set
+end
+
+-- Returns the list of Delayed found in args (EMPTY when none) and whether
+-- one was nested inside a table argument.
 local function find_deps(args)
-  local deps, seen, nested = {}, nil, false
-  local function add(d)
-    for i = 1, #deps do
-      if deps[i] == d then return end
-    end
-    deps[#deps + 1] = d
-  end
-  local function scan(t)
-    seen = seen or {}
-    if seen[t] then return end
-    seen[t] = true
-    for k, v in next, t do
-      if is_delayed(v) then
-        add(v)
-        nested = true
-      elseif type(v) == "table" and getmetatable(v) == nil then
-        scan(v)
-      end
-      if is_delayed(k) then
-        error("lask.delayed: a Delayed cannot be a table key", 0)
-      end
-    end
-  end
+  local deps, set
   for i = 1, args.n do
     local a = args[i]
-    if is_delayed(a) then
-      add(a)
-    elseif type(a) == "table" and getmetatable(a) == nil then
-      scan(a)
+    if type(a) == "table" then
+      local mt = getmetatable(a)
+      if mt == Delayed then
+        deps = deps or {}
+        set = add_dep(deps, set, a)
+      elseif mt == nil then
+        deps = deps or {}
+        set = scan(a, deps, set, {})
+      end
     end
   end
+  if deps == nil or #deps == 0 then return EMPTY, false end
+  local nested = deps.nested or false
+  deps.nested = nil
   return deps, nested
 end
 
@@ -89,10 +137,10 @@ local function make_call(fn, args, name, pure)
   local key
   if pure then
     local depkeys = {}
-    for i = 1, #deps do depkeys[i] = deps[i][1] end
+    for i = 1, #deps do depkeys[i] = key_of(deps[i]) end
     key = name .. "-" .. core.task_hash(fn, args, Delayed, depkeys)
   else
-    key = fresh_key(name)
+    key = fresh_key()
   end
   return setmetatable({key, fn, args, deps, name, nested}, Delayed)
 end
@@ -124,9 +172,9 @@ function M.delayed(fn, opts)
                    (getmetatable(fn) and getmetatable(fn).__call)
   if not callable then
     local name = opts.name or "literal"
-    local key = opts.pure and name .. "-" ..
-                core.task_hash(nil, {n = 1, fn}, Delayed, {}) or fresh_key(name)
-    return setmetatable({key, nil, {fn}, find_deps({n = 1, fn}), name},
+    local k = opts.pure and name .. "-" ..
+              core.task_hash(nil, {n = 1, fn}, Delayed, {}) or fresh_key()
+    return setmetatable({k, nil, {fn}, find_deps({n = 1, fn}), name},
                         Delayed)
   end
   return setmetatable({fn = fn, pure = opts.pure and true or false,
@@ -161,7 +209,7 @@ end
 
 --- This Delayed's key.
 function methods:key()
-  return self[1]
+  return key_of(self)
 end
 
 --- A Delayed for self[k].
@@ -182,7 +230,7 @@ function methods:persist(opts)
 end
 
 function Delayed.__tostring(self)
-  return ("Delayed('%s')"):format(self[1])
+  return ("Delayed('%s')"):format(key_of(self))
 end
 
 -- Operators build tasks that call lask.delayed's own functions, which
@@ -208,15 +256,6 @@ for name, mm in pairs({add = "__add", sub = "__sub", mul = "__mul",
 end
 Delayed.__unm = function(a)
   return make_call(ops.unm, {n = 1, a}, "unm", true)
-end
-
--- The Delayed in a list of values, for lask.compute.
-function M.collections(list)
-  local out = {}
-  for i = 1, list.n do
-    if is_delayed(list[i]) then out[#out + 1] = list[i] end
-  end
-  return out
 end
 
 return M

@@ -104,7 +104,7 @@ function M.to_dot(outputs)
     id[d] = "t" .. i
     local shape = d[2] and "ellipse" or "box"
     lines[#lines + 1] = ('  %s [label="%s", shape=%s];'):format(
-      id[d], dot_escape(d[1]), shape)
+      id[d], dot_escape(delayed.key(d)), shape)
   end
   for _, d in ipairs(order) do
     for _, dep in ipairs(d[4]) do

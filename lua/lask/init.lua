@@ -41,8 +41,10 @@ lask.is_delayed = delayed.is_delayed
 -- Callbacks run around every computation (diagnostics register here).
 local callbacks = {}
 
---- Adds `cb` = {start = f(total), task = f(done, total), finish = f()} to
--- every computation; returns a function that removes it.
+--- Adds `cb` to every computation: its methods start(total),
+-- task(done, total) and finish(profile) are called (profile is a list of
+-- {key, start, finish, executor} when cb.wants_profile is true). Returns a
+-- function that removes it.
 function lask.add_callback(cb)
   callbacks[#callbacks + 1] = cb
   return function()
@@ -59,10 +61,13 @@ local function hooks_for(opts)
     list[#list + 1] = require("lask.diagnostics").ProgressBar()
   end
   if #list == 0 then return nil end
+  local wants = false
+  for _, c in ipairs(list) do wants = wants or c.wants_profile == true end
   return {
+    wants_profile = wants,
     start = function(n) for _, c in ipairs(list) do c:start(n) end end,
     task = function(d, n) for _, c in ipairs(list) do c:task(d, n) end end,
-    finish = function() for _, c in ipairs(list) do c:finish() end end,
+    finish = function(p) for _, c in ipairs(list) do c:finish(p) end end,
   }
 end
 
@@ -98,28 +103,66 @@ local function run(outputs, opts, who)
     return require("lask.threads").run(outputs, {
       num_workers = config.get("num_workers", opts),
       optimize_graph = config.get("optimize_graph", opts),
-      profile = config.get("profile", opts),
+      profile = config.get("profile", opts) or
+                (hooks ~= nil and hooks.wants_profile),
     }, hooks)
   end
   return scheduler:compute_graph(outputs, opts, hooks)
 end
 
---- Computes Delayed values together, in one graph; other values are
--- returned as they are.
--- @usage local a, b = lask.compute(x, y, {scheduler = "sync"})
-function lask.compute(...)
-  local args, opts = split_opts(...)
-  local outputs = delayed.collections(args)
-  local values = run(outputs, opts, "lask.compute")
-  local out, j = {}, 0
+-- The Delayed among 'args', and inside plain tables among them (one
+-- level: a list or map of Delayed), in a list of outputs.
+local function gather(args)
+  local outputs = {}
   for i = 1, args.n do
-    if delayed.is_delayed(args[i]) then
-      j = j + 1
-      out[i] = values[j]
-    else
-      out[i] = args[i]
+    local a = args[i]
+    if delayed.is_delayed(a) then
+      outputs[#outputs + 1] = a
+    elseif type(a) == "table" and getmetatable(a) == nil then
+      for _, v in pairs(a) do
+        if delayed.is_delayed(v) then outputs[#outputs + 1] = v end
+      end
     end
   end
+  return outputs
+end
+
+-- Rebuilds 'args' with each Delayed replaced by its value (same walk
+-- order as gather).
+local function scatter(args, values, make)
+  local out, j = {}, 0
+  for i = 1, args.n do
+    local a = args[i]
+    if delayed.is_delayed(a) then
+      j = j + 1
+      out[i] = make(a, values[j])
+    elseif type(a) == "table" and getmetatable(a) == nil then
+      local copy = {}
+      for k, v in pairs(a) do
+        if delayed.is_delayed(v) then
+          j = j + 1
+          copy[k] = make(v, values[j])
+        else
+          copy[k] = v
+        end
+      end
+      out[i] = copy
+    else
+      out[i] = a
+    end
+  end
+  return out
+end
+
+--- Computes Delayed values together, in one graph. A plain table among
+-- the arguments (a list or map of Delayed) comes back as a table of their
+-- values; other values are returned as they are.
+-- @usage local a, b = lask.compute(x, y, {scheduler = "sync"})
+-- @usage local list = lask.compute(list_of_delayed)
+function lask.compute(...)
+  local args, opts = split_opts(...)
+  local values = run(gather(args), opts, "lask.compute")
+  local out = scatter(args, values, function(_, v) return v end)
   return unpack(out, 1, args.n)
 end
 
@@ -127,19 +170,12 @@ end
 -- keys), so later graphs start from them.
 function lask.persist(...)
   local args, opts = split_opts(...)
-  local outputs = delayed.collections(args)
-  local values = run(outputs, opts, "lask.persist")
-  local out, j = {}, 0
-  for i = 1, args.n do
-    if delayed.is_delayed(args[i]) then
-      j = j + 1
-      local d = delayed.delayed({values[j]}):get(1)
-      d[1] = args[i][1]
-      out[i] = d
-    else
-      out[i] = args[i]
-    end
-  end
+  local values = run(gather(args), opts, "lask.persist")
+  local out = scatter(args, values, function(d, v)
+    local p = delayed.delayed({v}):get(1)
+    p[1] = delayed.key(d)
+    return p
+  end)
   return unpack(out, 1, args.n)
 end
 

@@ -27,6 +27,12 @@ local function substitute(v, values, copies)
   return out
 end
 
+-- The traceback of a failing task, cut where the scheduler called it.
+local function traceback(msg)
+  local tb = debug.traceback(msg, 2)
+  return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+end
+
 --- Formats a task failure the way every scheduler reports it.
 function M.task_error(key, msg)
   return ("lask: task '%s' raised an error:\n%s"):format(key, tostring(msg))
@@ -41,8 +47,11 @@ function M.run(outputs, hooks)
     for _, dep in ipairs(d[4]) do consumers[dep] = (consumers[dep] or 0) + 1 end
   end
   for _, d in ipairs(outputs) do consumers[d] = math.huge end
+  local profile = hooks and hooks.wants_profile and {} or nil
+  local now = profile and require("lask.core").now
   if hooks then hooks.start(#order) end
   for done, d in ipairs(order) do
+    local t0 = now and now()
     local result
     local args = d[3]
     if d[2] == nil then
@@ -61,9 +70,8 @@ function M.run(outputs, hooks)
           end
         end
       end
-      local ok, res = xpcall(d[2], debug.traceback,
-                             unpack(call, 1, call.n))
-      if not ok then error(M.task_error(d[1], res), 0) end
+      local ok, res = xpcall(d[2], traceback, unpack(call, 1, call.n))
+      if not ok then error(M.task_error(delayed.key(d), res), 0) end
       result = res
     end
     if result == nil then result = NIL end
@@ -72,9 +80,13 @@ function M.run(outputs, hooks)
       consumers[dep] = consumers[dep] - 1
       if consumers[dep] == 0 then values[dep] = nil end
     end
+    if profile then
+      profile[done] = {key = delayed.key(d), start = t0, finish = now(),
+                       executor = 0}
+    end
     if hooks then hooks.task(done, #order) end
   end
-  if hooks then hooks.finish() end
+  if hooks then hooks.finish(profile) end
   local out = {}
   for i, d in ipairs(outputs) do
     local v = values[d]

@@ -14,7 +14,7 @@ local M = {}
 -- opts: num_workers, optimize_graph, profile. hooks: see lask.add_callback.
 function M.run(outputs, opts, hooks)
   local job = core.build_job(outputs, delayed.Delayed,
-                             opts.optimize_graph == false)
+                             opts.optimize_graph == false, delayed.session)
   local progress
   if hooks then
     local started = false
@@ -28,7 +28,7 @@ function M.run(outputs, opts, hooks)
   end
   local values, profile = core.run_job(job, opts.num_workers,
                                        opts.profile, progress)
-  if hooks then hooks.finish() end
+  if hooks then hooks.finish(profile) end
   return values, profile
 end
 

@@ -1,0 +1,423 @@
+-- Specs for lask.delayed, compute/persist/get, and the sync and threads
+-- schedulers. Every behaviour is checked on both schedulers, and results
+-- of random graphs must agree between them.
+local lask = require "lask"
+local core = require "lask.core"
+local unpack = table.unpack or unpack
+
+local SCHEDULERS = {
+  {scheduler = "sync"},
+  {scheduler = "threads", num_workers = 2},
+  {scheduler = "threads", num_workers = 3, optimize_graph = false},
+}
+
+local function label(opts)
+  return opts.scheduler .. (opts.num_workers and "/" .. opts.num_workers or "")
+    .. (opts.optimize_graph == false and "/unfused" or "")
+end
+
+local function errmsg(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+-- A log file that tasks on any thread append to: counts executions.
+local function new_log()
+  local path = os.tmpname()
+  local log = {path = path}
+  function log.read()
+    local f = io.open(path, "r")
+    local lines = {}
+    for line in f:lines() do lines[#lines + 1] = line end
+    f:close()
+    return lines
+  end
+  function log.count(word)
+    local n = 0
+    for _, l in ipairs(log.read()) do
+      if l == word then n = n + 1 end
+    end
+    return n
+  end
+  return log
+end
+
+local function logging(path, word, fn)
+  return function(...)
+    local f = io.open(path, "a")
+    f:write(word, "\n")
+    f:close()
+    return fn(...)
+  end
+end
+
+local inc = lask.delayed(function(x) return x + 1 end)
+local add = lask.delayed(function(a, b) return a + b end)
+
+for _, opts in ipairs(SCHEDULERS) do
+  describe("lask.compute with " .. label(opts), function()
+    it("computes a small graph", function()
+      assert.are.equal(5, add(inc(1), inc(2)):compute(opts))
+    end)
+
+    it("computes the Delayed inside a list or map argument", function()
+      local list, map = lask.compute({inc(1), inc(2), "x"},
+                                     {a = inc(10), b = 5}, opts)
+      assert.are.same({2, 3, "x"}, list)
+      assert.are.same({a = 11, b = 5}, map)
+    end)
+
+    it("computes several values together and passes others through",
+       function()
+      local a, b, c = lask.compute(inc(1), "plain", add(inc(1), 10), opts)
+      assert.are.equal(2, a)
+      assert.are.equal("plain", b)
+      assert.are.equal(12, c)
+    end)
+
+    it("runs the shared task of a diamond once", function()
+      local log = new_log()
+      local top = lask.delayed(logging(log.path, "top", function() return 1 end))()
+      local left = lask.delayed(function(x) return x + 1 end)(top)
+      local right = lask.delayed(function(x) return x * 10 end)(top)
+      assert.are.equal(12, add(left, right):compute(opts))
+      assert.are.equal(1, log.count("top"))
+      os.remove(log.path)
+    end)
+
+    it("runs only the tasks the outputs need", function()
+      local log = new_log()
+      local step = function(word)
+        return lask.delayed(logging(log.path, word, function(x) return x end))
+      end
+      local a = step("a")(1)
+      local b = step("b")(a)
+      local _ = step("unneeded")(a)
+      assert.are.equal(1, b:compute(opts))
+      assert.are.equal(0, log.count("unneeded"))
+      assert.are.equal(1, log.count("a"))
+      os.remove(log.path)
+    end)
+
+    it("finds Delayed inside nested table arguments", function()
+      local f = lask.delayed(function(t)
+        return t.x + t.list[1] + t.list[2].y
+      end)
+      assert.are.equal(2 + 3 + 11, f({x = inc(1), list = {inc(2), {y = inc(10)}}})
+                       :compute(opts))
+    end)
+
+    it("keeps nil and false results", function()
+      local none = lask.delayed(function() return nil end)()
+      local no = lask.delayed(function() return false end)()
+      local both = lask.delayed(function(a, b) return a == nil and b == false end)
+      local v1, v2, v3 = lask.compute(none, no, both(none, no), opts)
+      assert.is_nil(v1)
+      assert.is_false(v2)
+      assert.is_true(v3)
+    end)
+
+    it("runs closures with upvalues and required modules in tasks", function()
+      local offset = 1000
+      local mod = require "fixtures.lask_testmod"
+      local f = lask.delayed(function(x)
+        return mod.greet(tostring(x + offset)) .. ("!"):rep(2)
+      end)
+      local g = lask.delayed(function(s)
+        return require("fixtures.lask_testmod").greet(s)
+      end)
+      assert.are.equal("hello, hello, 1001!!", g(f(1)):compute(opts))
+    end)
+
+    it("computes a wide graph of 10k tasks", function()
+      local parts = {}
+      for i = 1, 10000 do parts[i] = inc(i) end
+      local vals = lask.compute(parts, opts) -- a list in, a list out
+      local s = 0
+      for i = 1, 10000 do s = s + vals[i] end
+      assert.are.equal(10000 * 10001 / 2 + 10000, s)
+      local total = lask.delayed(function(list)
+        local t = 0
+        for i = 1, #list do t = t + list[i] end
+        return t
+      end)
+      assert.are.equal(10000 * 10001 / 2 + 10000,
+                       total(parts):compute(opts))
+    end)
+
+    it("computes a deep chain of 10k tasks", function()
+      local x = inc(0)
+      for _ = 2, 10000 do x = inc(x) end
+      assert.are.equal(10000, x:compute(opts))
+    end)
+
+    it("raises a task's error naming its key, with the traceback", function()
+      local bad = lask.delayed(function(x) error("broken " .. x) end,
+                               {name = "faulty"})
+      local d = bad(inc(1))
+      local msg = errmsg(d.compute, d, opts)
+      assert.matches("task '" .. d:key() .. "' raised an error", msg, 1, true)
+      assert.matches("broken 2", msg, 1, true)
+      assert.matches("stack traceback", msg, 1, true)
+    end)
+
+    it("never runs the dependents of a failed task", function()
+      local log = new_log()
+      local bad = lask.delayed(function() error("no") end)()
+      local after = lask.delayed(logging(log.path, "after", function(x) return x end))
+      local ok = inc(1)
+      assert.has_error(function()
+        lask.compute(after(after(bad)), ok, opts)
+      end)
+      assert.are.equal(0, log.count("after"))
+      os.remove(log.path)
+    end)
+
+    it("stays usable after an error", function()
+      for _ = 1, 3 do
+        assert.has_error(function()
+          lask.delayed(function() error("x") end)():compute(opts)
+        end)
+        assert.are.equal(3, inc(2):compute(opts))
+      end
+    end)
+
+    it("computes lask.delayed(value) literals", function()
+      local t = lask.delayed({1, 2, 3})
+      local n = lask.delayed(function(list) return #list end)
+      assert.are.equal(3, n(t):compute(opts))
+      assert.are.same({1, 2, 3}, t:compute(opts))
+    end)
+
+    it("supports operators and get", function()
+      local a, b = inc(1), inc(3)
+      assert.are.equal(12, (a + 10):compute(opts))
+      assert.are.equal(2, (b - a):compute(opts))
+      assert.are.equal(8, (a * b):compute(opts))
+      assert.are.equal(2, (b / a):compute(opts))
+      assert.are.equal(1, (b % 3):compute(opts))
+      assert.are.equal(16, (b ^ a):compute(opts))
+      assert.are.equal("2x", (a .. "x"):compute(opts))
+      assert.are.equal(-2, (-a):compute(opts))
+      local t = lask.delayed(function() return {k = "v", 7} end)()
+      assert.are.equal("v", t:get("k"):compute(opts))
+      assert.are.equal(7, t:get(1):compute(opts))
+    end)
+
+    it("unpacks nout results", function()
+      local divmod = lask.delayed(function(a, b)
+        return math.floor(a / b), a % b
+      end, {nout = 2})
+      local q, r = divmod(17, 5)
+      assert.are.equal(3, q:compute(opts))
+      assert.are.equal(2, r:compute(opts))
+    end)
+
+    it("persists values that later graphs start from", function()
+      local log = new_log()
+      local once = lask.delayed(logging(log.path, "once", function() return 5 end))()
+      local p = lask.persist(once, opts)
+      assert.are.equal(once:key(), p:key())
+      assert.are.equal(6, inc(p):compute(opts))
+      assert.are.equal(7, add(p, 2):compute(opts))
+      assert.are.equal(1, log.count("once"))
+      os.remove(log.path)
+    end)
+
+    it("runs raw graphs with lask.get", function()
+      local g = {
+        x = 1,
+        y = {function(a) return a + 1 end, "x"},
+        z = {function(a, b) return a * b end, "y", 10},
+        w = {function(t) return t[1] + t[2] end, {"x", "y"}},
+      }
+      assert.are.equal(20, lask.get(g, "z", opts))
+      assert.are.same({2, 3}, lask.get(g, {"y", "w"}, opts))
+    end)
+  end)
+end
+
+describe("keys", function()
+  it("are deterministic for pure calls, upvalues included", function()
+    local function maker(k)
+      return lask.delayed(function(x) return x + k end, {pure = true})
+    end
+    local f1, f2 = maker(1), maker(1)
+    assert.are.equal(f1(5):key(), f1(5):key())
+    assert.are.equal(f1(5):key(), f2(5):key())
+    assert.are_not.equal(f1(5):key(), f1(6):key())
+    assert.are_not.equal(f1(5):key(), maker(2)(5):key())
+    assert.are.equal(f1(inc(1)):key() == f1(inc(1)):key(), false)
+    local d = inc(1)
+    assert.are.equal(f1(d):key(), f1(d):key())
+  end)
+
+  it("are unique for impure calls and carry the name", function()
+    local f = lask.delayed(function(x) return x end, {name = "load"})
+    local a, b = f(1), f(1)
+    assert.are_not.equal(a:key(), b:key())
+    assert.matches("^load%-", a:key())
+  end)
+end)
+
+describe("lask.compute options and errors", function()
+  it("rejects unknown options and bad values", function()
+    assert.matches("unknown option 'num_worker'", errmsg(lask.config.set,
+      {num_worker = 2}))
+    assert.matches("must be a positive integer", errmsg(lask.config.set,
+      {num_workers = 0}))
+    assert.matches("unknown option", errmsg(lask.delayed, print, {nouts = 1}))
+  end)
+
+  it("takes the scheduler from lask.config.set", function()
+    lask.config.set{scheduler = "sync"}
+    local caller = lask.delayed(function() return tostring(coroutine.running()) end)
+    local main = tostring(coroutine.running())
+    assert.are.equal(main, caller():compute())
+    lask.config.reset()
+  end)
+
+  it("reports a raw graph that names a missing key", function()
+    assert.matches("key 'nope' is not in the graph",
+                   errmsg(lask.get, {a = 1}, "nope"))
+  end)
+
+  it("reports a cycle in a raw graph", function()
+    local g = {a = {function(x) return x end, "b"},
+               b = {function(x) return x end, "a"}}
+    assert.matches("cycle", errmsg(lask.get, g, "a"))
+  end)
+
+  it("reports a task argument that cannot travel, on threads", function()
+    local fh = io.tmpfile()
+    local f = lask.delayed(function(h) return h end)
+    local msg = errmsg(function() return f(fh):compute{num_workers = 2} end)
+    assert.matches("cannot serialize a userdata (FILE*)", msg, 1, true)
+    fh:close()
+  end)
+
+  it("does not leak threads across many computations", function()
+    for _ = 1, 20 do
+      assert.are.equal(2, inc(1):compute{num_workers = 2})
+    end
+    for _ = 1, 5 do -- changing the pool size restarts it
+      assert.are.equal(2, inc(1):compute{num_workers = 3})
+      assert.are.equal(2, inc(1):compute{num_workers = 2})
+    end
+    local f = io.open("/proc/self/status")
+    if not f then
+      pending("no /proc to count threads")
+      return
+    end
+    local threads = tonumber(f:read("*a"):match("Threads:%s*(%d+)"))
+    f:close()
+    assert.is_true(threads <= 4, "threads: " .. tostring(threads))
+  end)
+end)
+
+describe("schedulers agree", function()
+  it("on random graphs", function()
+    math.randomseed(1234)
+    local function num(x) -- tables count by their first number
+      while type(x) == "table" do x = x[1] end
+      return x
+    end
+    local ops = {
+      function(a, b) return num(a) + num(b) end,
+      function(a, b) return num(a) * 2 - num(b) end,
+      function(a) return -num(a) end,
+      function(a, b) return {a, b} end,
+      function(t) return type(t) == "table" and #t or t end,
+    }
+    local fs = {}
+    for i, f in ipairs(ops) do fs[i] = lask.delayed(f) end
+    for _ = 1, 20 do
+      local nodes = {}
+      for i = 1, math.random(5, 60) do
+        local k = math.random(1, #fs)
+        local a = #nodes > 0 and nodes[math.random(1, #nodes)] or i
+        local b = #nodes > 0 and nodes[math.random(1, #nodes)] or i * 2
+        if k == 5 then
+          nodes[i] = fs[5](a)
+        elseif k == 3 then
+          nodes[i] = fs[3](math.random() < 0.5 and a or 7)
+        else
+          nodes[i] = fs[k](a, b)
+        end
+      end
+      local last = nodes[#nodes]
+      local mid = nodes[math.ceil(#nodes / 2)]
+      local s1, s2 = lask.compute(last, mid, {scheduler = "sync"})
+      local t1, t2 = lask.compute(last, mid, {num_workers = 2})
+      local u1, u2 = lask.compute(last, mid, {num_workers = 3,
+                                              optimize_graph = false})
+      assert.are.same(s1, t1)
+      assert.are.same(s2, t2)
+      assert.are.same(s1, u1)
+      assert.are.same(s2, u2)
+    end
+  end)
+end)
+
+describe("lask.visualize", function()
+  it("writes Graphviz output", function()
+    local path = os.tmpname() .. ".dot"
+    lask.visualize(add(inc(1), inc(2)), path)
+    local text = io.open(path):read("*a")
+    os.remove(path)
+    assert.matches("digraph lask", text, 1, true)
+    assert.matches("->", text, 1, true)
+  end)
+
+  it("renders svg with dot, or says how to get it", function()
+    local path = os.tmpname() .. ".svg"
+    local ok, err = pcall(lask.visualize, add(inc(1), inc(2)), path)
+    if ok then
+      assert.matches("<svg", io.open(path):read("*a"), 1, true)
+      os.remove(path)
+    else
+      assert.matches("install Debian's graphviz package", err, 1, true)
+    end
+  end)
+end)
+
+describe("diagnostics", function()
+  local diag = require "lask.diagnostics"
+
+  it("draws a progress bar on a terminal and nothing elsewhere", function()
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    local bar = diag.ProgressBar{out = f, force = true}:register()
+    local parts = {}
+    for i = 1, 50 do parts[i] = inc(i) end
+    lask.compute(unpack(parts, 1, 50))
+    lask.compute(parts[1], {scheduler = "sync"})
+    bar:unregister()
+    f:close()
+    local text = io.open(path):read("*a")
+    assert.matches("100%% |", text)
+    assert.matches("50/50 tasks", text, 1, true)
+    f = io.open(path, "w")
+    local quiet = diag.ProgressBar{out = f}:register() -- a file: no TTY
+    lask.compute(parts[1])
+    quiet:unregister()
+    f:close()
+    assert.are.equal("", io.open(path):read("*a"))
+    os.remove(path)
+  end)
+
+  it("profiles every task with its executor", function()
+    local prof = diag.Profiler():register()
+    local parts = {}
+    for i = 1, 20 do parts[i] = inc(i) end
+    lask.compute(unpack(parts, 1, 20))
+    prof:unregister()
+    assert.are.equal(20, #prof.results)
+    for _, r in ipairs(prof.results) do
+      assert.is_true(r.finish >= r.start)
+      assert.is_true(r.executor >= 1)
+      assert.matches("%-", r.key)
+    end
+  end)
+end)
