@@ -23,9 +23,8 @@ local function independent(opts)
   local tb = timed(function()
     for i = 1, N do parts[i] = inc(i) end
   end)
-  local total = lask.delayed(function(t) return #t end)
   local tc, n = timed(function()
-    return select("#", lask.compute(unpack(parts, 1, N)))
+    return #lask.compute(parts) -- a list in, a list out
   end)
   assert(n == N)
   return tb, tc

@@ -12,4 +12,4 @@ ${CC:-cc} -O2 -shared -fPIC $(pkg-config --cflags lua5.4) bench/api_floor.c \
 build/lask bench/api_floor.lua
 build/lask bench/serialize.lua
 build/luajit/lask bench/serialize.lua
-python3 bench/serialize_pickle.py
+/usr/bin/python3 bench/serialize_pickle.py

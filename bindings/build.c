@@ -141,17 +141,28 @@ static const char *task_key(struct walk *w, int d, char *buf, size_t size,
   if (lua_type(L, -1) != LUA_TNUMBER) {
     luaL_error(L, "lask: a Delayed without a key");
   }
-  long long n = (long long)lua_tonumber(L, -1);
+  lua_Number num = lua_tonumber(L, -1);
+  unsigned long long n = num > 0 ? (unsigned long long)num : 0;
   lua_rawgeti(L, d, 5);
-  const char *name = lua_tostring(L, -1);
-  int k = snprintf(buf, size, "%s-%s%lld", name ? name : "task",
-                   w->session, n);
-  if (k < 0 || (size_t)k >= size) { /* a long name: let Lua build it */
-    lua_pushfstring(L, "%s-%s%s", name ? name : "task", w->session,
-                    lua_tostring(L, -2));
+  size_t nlen, slen = strlen(w->session);
+  const char *name = lua_tolstring(L, -1, &nlen);
+  if (name == NULL) name = "task", nlen = 4;
+  if (nlen + slen + 22 > size) { /* a long name: let Lua build it */
+    lua_pushfstring(L, "%s-%s%s", name, w->session, lua_tostring(L, -2));
     return lua_tolstring(L, -1, len);
   }
-  *len = (size_t)k;
+  /* name-session<n>, as lask.delayed.key makes it; no printf per task */
+  char digits[24], *p = digits + sizeof digits;
+  do {
+    *--p = (char)('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  size_t ndig = (size_t)(digits + sizeof digits - p);
+  memcpy(buf, name, nlen);
+  buf[nlen] = '-';
+  memcpy(buf + nlen + 1, w->session, slen);
+  memcpy(buf + nlen + 1 + slen, p, ndig);
+  *len = nlen + 1 + slen + ndig;
   return buf;
 }
 
@@ -233,9 +244,9 @@ int lask__build_job(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   w.pay = pay;
-  lua_newtable(L);
+  lua_createtable(L, 0, (int)nout); /* at least the outputs: fewer rehashes */
   w.map = lua_gettop(L);
-  lua_newtable(L);
+  lua_createtable(L, (int)nout, 0);
   w.queue = lua_gettop(L);
   lua_newtable(L);
   w.funcs = lua_gettop(L);

@@ -77,8 +77,10 @@ struct pool {
 ** -> decoded published value), funcs (fid -> function). */
 static const char key_vals = 0, key_remote = 0, key_funcs = 0, key_nil = 0;
 
-static void reset_tables(lua_State *L) {
-  lua_newtable(L);
+/* Makes the per-run tables; 'nunits' sizes the values table so that it
+** never rehashes while the run stores into it. */
+static void reset_tables(lua_State *L, uint32_t nunits) {
+  lua_createtable(L, (int)(nunits < (1u << 26) ? nunits : 0), 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vals);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_remote);
@@ -391,7 +393,7 @@ static void idle(struct executor *ex, struct pool *pool) {
   if (pool->run == NULL && ex->gen != pool->gen) {
     uint64_t gen = pool->gen;
     uv_mutex_unlock(&pool->lock);
-    reset_tables(ex->L);
+    reset_tables(ex->L, 0);
     lua_gc(ex->L, LUA_GCCOLLECT, 0);
     uv_mutex_lock(&pool->lock);
     ex->gen = gen;
@@ -406,7 +408,7 @@ static void executor_main(void *arg) {
   struct executor *ex = arg;
   struct pool *pool = ex->pool;
   ex->L = lask__state_new(pool->path, pool->cpath);
-  if (ex->L != NULL) reset_tables(ex->L);
+  if (ex->L != NULL) reset_tables(ex->L, 0);
   uv_mutex_lock(&pool->lock);
   pool->ready++;
   if (ex->L == NULL) pool->failed_start = 1;
@@ -423,7 +425,7 @@ static void executor_main(void *arg) {
     pool->busy++;
     uv_mutex_unlock(&pool->lock);
     if (ex->gen != run->gen) {
-      reset_tables(ex->L);
+      reset_tables(ex->L, run->job->plan->nunits);
       ex->gen = run->gen;
     }
     int nrep = carry_out(ex, run, acts, n, reps);

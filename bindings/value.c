@@ -792,6 +792,7 @@ struct dec {
   int opts;
   int code; /* the header says the body holds bytecode */
   const struct lask_deps *deps; /* resolves DEPREF, or NULL */
+  int has_refs; /* the refs slot holds its table (else nil, not made yet) */
 };
 
 static int dec_corrupt(struct dec *d, const char *what) {
@@ -812,6 +813,11 @@ static void dec_enter(struct dec *d) {
 }
 
 static void dec_register(struct dec *d) {
+  if (!d->has_refs) { /* made on first need: plain values never pay */
+    lua_createtable(d->L, 4, 0);
+    lua_replace(d->L, d->refs);
+    d->has_refs = 1;
+  }
   lua_pushvalue(d->L, -1);
   lua_rawseti(d->L, d->refs, (lua_Integer)d->nextid++);
 }
@@ -896,7 +902,9 @@ static void dec_table(struct dec *d, int with_mt) {
 ** 'n' upvalues; a corrupt-input error otherwise. */
 static void dec_join_target(struct dec *d, uint64_t fid, unsigned n) {
   lua_State *L = d->L;
-  if (fid == 0 || fid >= (uint64_t)d->nextid) dec_corrupt(d, "bad join");
+  if (!d->has_refs || fid == 0 || fid >= (uint64_t)d->nextid) {
+    dec_corrupt(d, "bad join");
+  }
   lua_rawgeti(L, d->refs, (lua_Integer)fid);
   if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || n == 0 ||
       lua_getupvalue(L, -1, (int)n) == NULL) {
@@ -1037,7 +1045,9 @@ static void dec_value(struct dec *d) {
   case LASK__T_REF: {
     uint64_t id;
     dec_check(d, lask__get_varint(&d->r, &id), "bad reference");
-    if (id == 0 || id >= (uint64_t)d->nextid) dec_corrupt(d, "bad reference");
+    if (!d->has_refs || id == 0 || id >= (uint64_t)d->nextid) {
+      dec_corrupt(d, "bad reference");
+    }
     lua_rawgeti(L, d->refs, (lua_Integer)id);
     break;
   }
@@ -1084,8 +1094,9 @@ void lask__value_decode(lua_State *L, const void *p, size_t n, int opts) {
   d.deps = NULL;
   /* Without the CODE flag no bytecode may appear, whatever the body says. */
   d.code = (h.flags & LASK__CF_CODE) != 0;
-  lua_createtable(L, 4, 0);
+  lua_pushnil(L); /* the refs table, made by dec_register when needed */
   d.refs = lua_gettop(L);
+  d.has_refs = 0;
   dec_value(&d);
   if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
   lua_remove(L, d.refs);
@@ -1104,8 +1115,9 @@ void lask__value_decode_items(lua_State *L, const void *p, size_t n,
   d.opts = 0;
   d.code = 1;
   d.deps = deps;
-  lua_createtable(L, 4, 0);
+  lua_pushnil(L);
   d.refs = lua_gettop(L);
+  d.has_refs = 0;
   for (int i = 0; i < count; i++) dec_value(&d);
   if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
   lua_remove(L, d.refs);
