@@ -14,7 +14,9 @@
 ** - The client thread builds the job, sets pool.run, then waits on
 **   pool.done with a timeout (to draw progress and notice SIGINT).
 */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -51,6 +53,7 @@ struct executor {
   int started;      /* the thread was created */
   int sleeping;     /* guarded by pool.lock */
   uint64_t gen;     /* the run its tables belong to (thread-local use) */
+  int batch;        /* actions to take per lock, 1..BATCH (thread-local) */
   lua_State *L;     /* owned by the thread */
 };
 
@@ -67,7 +70,50 @@ struct pool {
   char *path, *cpath;   /* package.path/cpath the states were made with */
   int ready;            /* executors that finished starting */
   int failed_start;     /* an executor could not make its state */
+  atomic_int cancel;    /* set on SIGINT; read by the executors' hooks */
 };
+
+/* -------------------------------------------------------------------------
+** Interrupting running tasks
+**
+** On SIGINT the client sets pool.cancel and sends SIG_INTERRUPT to every
+** executor thread. The handler runs on that thread and arms a one-shot hook
+** on that thread's own state, as lua.c does for Ctrl-C: no thread touches
+** another's lua_State. The hook raises only if the run is really
+** cancelled, so a late signal does no harm. (LuaJIT runs no hooks inside
+** JIT-compiled loops: such a task finishes before the run stops.)
+** ---------------------------------------------------------------------- */
+
+#define SIG_INTERRUPT (SIGRTMIN + 2)
+static _Thread_local struct executor *tls_executor; /* this thread's */
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  struct executor *ex = tls_executor;
+  if (ex != NULL && atomic_load(&ex->pool->cancel)) {
+    luaL_error(L, "lask: computation interrupted");
+  }
+}
+
+static void on_interrupt(int sig) {
+  (void)sig;
+  struct executor *ex = tls_executor;
+  if (ex != NULL && ex->L != NULL) {
+    lua_sethook(ex->L, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  }
+}
+
+/* Installs the handler once per process. */
+static void install_interrupt(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIG_INTERRUPT, &sa, NULL);
+}
 
 /* -------------------------------------------------------------------------
 ** Executor side (runs on executor threads)
@@ -368,6 +414,17 @@ static void apply_reports(struct executor *ex, struct run *run,
   }
 }
 
+/* Sizes the next batch from the last task's duration: short tasks are
+** taken many at a time (one lock per batch), long ones one at a time so
+** that idle executors can still take the rest. */
+static void adapt_batch(struct executor *ex, uint64_t ns) {
+  if (ns > 50000) {
+    ex->batch = 1;
+  } else if (ex->batch < BATCH) {
+    ex->batch *= 2;
+  }
+}
+
 /* Carries out one batch of actions outside the lock; returns how many
 ** reports it made. */
 static int carry_out(struct executor *ex, struct run *run,
@@ -376,8 +433,16 @@ static int carry_out(struct executor *ex, struct run *run,
   int nrep = 0;
   for (int i = 0; i < n; i++) {
     uint32_t u = acts[i].unit;
-    if (acts[i].kind == LASK_A_RUN) {
+    if (acts[i].kind == LASK_A_RUN && atomic_load(&ex->pool->cancel)) {
+      struct report *rep = &reps[nrep++]; /* cancelled: do not start it */
+      memset(rep, 0, sizeof *rep);
+      rep->unit = u;
+      rep->kind = 1;
+      rep->err = strdup("lask: computation interrupted");
+    } else if (acts[i].kind == LASK_A_RUN) {
+      uint64_t t0 = uv_hrtime();
       do_run(ex, run, u, &reps[nrep++]);
+      adapt_batch(ex, uv_hrtime() - t0);
     } else if (acts[i].kind == LASK_A_PUBLISH) {
       do_publish(ex, u, &reps[nrep++]);
     } else {
@@ -408,6 +473,8 @@ static void executor_main(void *arg) {
   struct executor *ex = arg;
   struct pool *pool = ex->pool;
   ex->L = lask__state_new(pool->path, pool->cpath);
+  tls_executor = ex;
+  ex->batch = 1; /* grows while tasks are short */
   if (ex->L != NULL) reset_tables(ex->L, 0);
   uv_mutex_lock(&pool->lock);
   pool->ready++;
@@ -417,7 +484,7 @@ static void executor_main(void *arg) {
   struct report reps[BATCH];
   while (!pool->shutdown && ex->L != NULL) {
     struct run *run = pool->run;
-    int n = run ? lask__sched_next(run->s, ex->id, acts, BATCH) : 0;
+    int n = run ? lask__sched_next(run->s, ex->id, acts, ex->batch) : 0;
     if (n == 0) {
       idle(ex, pool);
       continue;
@@ -435,6 +502,7 @@ static void executor_main(void *arg) {
     wake_up(pool);
   }
   uv_mutex_unlock(&pool->lock);
+  tls_executor = NULL;
   if (ex->L != NULL) lua_close(ex->L);
 }
 
@@ -493,6 +561,8 @@ static void pool_start(lua_State *L, struct pool *pool, int nexec) {
     luaL_error(L, "lask: cannot create the thread pool");
   }
   pool->nexec = nexec;
+  static uv_once_t once = UV_ONCE_INIT;
+  uv_once(&once, install_interrupt);
   int rc = 0;
   for (int e = 0; e < nexec && rc == 0; e++) {
     struct executor *x = &pool->ex[e];
@@ -628,6 +698,10 @@ static int wait_run(lua_State *L, struct pool *pool, struct run *run,
     if (sigint_seen && !interrupted) {
       interrupted = 1;
       lask__sched_cancel(run->s);
+      atomic_store(&pool->cancel, 1);
+      for (int e = 0; e < pool->nexec; e++) {
+        if (pool->ex[e].started) pthread_kill(pool->ex[e].tid, SIG_INTERRUPT);
+      }
     }
     uint32_t done = run->ndone;
     if (progress) {
@@ -638,6 +712,7 @@ static int wait_run(lua_State *L, struct pool *pool, struct run *run,
   }
   pool->run = NULL;
   pool->gen++;
+  atomic_store(&pool->cancel, 0);
   for (int e = 0; e < pool->nexec; e++) uv_cond_signal(&pool->ex[e].cond);
   uv_mutex_unlock(&pool->lock);
   if (progress) report_progress(L, progress, run->ndone, total);
@@ -688,7 +763,10 @@ int lask__run_job(lua_State *L) {
   uv_mutex_unlock(&pool->lock);
   int interrupted = wait_run(L, pool, run, progress);
   sigaction(SIGINT, &old, NULL);
-  if (interrupted) return luaL_error(L, "lask: computation interrupted");
+  if (interrupted) {
+    lua_pushliteral(L, "lask: computation interrupted");
+    return lua_error(L);
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_progress_err);
   if (!lua_isnil(L, -1)) {
     lua_pushnil(L);

@@ -421,3 +421,40 @@ describe("diagnostics", function()
     end
   end)
 end)
+
+describe("Ctrl-C during compute", function()
+  it("cancels running and queued tasks, then the pool works again",
+     function()
+    local bin = os.getenv("LASK_BIN")
+    if not bin then
+      pending("LASK_BIN is not set (run through make test)")
+      return
+    end
+    local script = os.tmpname()
+    local f = io.open(script, "w")
+    f:write([[
+local lask = require "lask"
+local spin = lask.delayed(function()
+  if jit then jit.off() end -- LuaJIT runs no hooks in compiled loops
+  local s = 0
+  while true do s = s + 1 end
+end)
+io.stdout:write("started\n") io.stdout:flush()
+local ok, err = pcall(lask.compute, {spin(), spin(), spin()},
+                      {num_workers = 2})
+print(ok, err)
+print("after", lask.delayed(function() return 42 end)():compute())
+]])
+    f:close()
+    local t0 = core.now()
+    local p = io.popen(("timeout -k 20 -s INT 2 %s %s 2>&1"):format(bin,
+                                                                   script))
+    local out = p:read("*a")
+    p:close()
+    local elapsed = core.now() - t0
+    os.remove(script)
+    assert.matches("false%s+lask: computation interrupted", out)
+    assert.matches("after%s+42", out)
+    assert.is_true(elapsed < 15, "took " .. elapsed .. " s")
+  end)
+end)
