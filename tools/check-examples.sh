@@ -20,6 +20,9 @@ expect "hello (Lua 5.4)" "hello from another thread	15.0	4 items" \
   build/lask examples/hello.lua
 expect "hello (LuaJIT)" "hello from another thread	15	4 items" \
   build/luajit/lask examples/hello.lua
+expect "delayed (Lua 5.4)" "pi is about 3.14" build/lask examples/delayed.lua
+expect "delayed (LuaJIT)" "pi is about 3.14" build/luajit/lask \
+  examples/delayed.lua
 expect "embed host (Lua 5.4)" "." build/embed_host examples/embed/script.lua
 expect "embed host (LuaJIT)" "." build/luajit/embed_host \
   examples/embed/script.lua
