@@ -313,6 +313,20 @@ static char *dup_message(lua_State *L) {
   return strdup(msg ? msg : "lask: error object is not a string");
 }
 
+/* The message on top, for a result of unit 'u' that could not be encoded,
+** naming the unit's task (malloc'd). */
+static char *result_error(lua_State *L, struct run *run, uint32_t u) {
+  const struct lask_plan *p = run->job->plan;
+  size_t n;
+  const char *key = lask__graph_key(run->job->g,
+                                    p->members[p->mem_off[u + 1] - 1], &n);
+  const char *msg = lua_tostring(L, -1);
+  lua_pushlstring(L, key, n);
+  lua_pushfstring(L, "lask: the result of task '%s' cannot be sent: %s",
+                  lua_tostring(L, -1), msg ? msg : "?");
+  return dup_message(L);
+}
+
 /* Runs unit 'u' and fills the report; publishes outputs at once. */
 static void do_run(struct executor *ex, struct run *run, uint32_t u,
                    struct report *rep) {
@@ -334,7 +348,7 @@ static void do_run(struct executor *ex, struct run *run, uint32_t u,
   rep->nbytes = approx_bytes(L, -1);
   if (run->job->plan->is_output[u] && encode_value(ex, &rep->pub) != 0) {
     rep->kind = 1;
-    rep->err = dup_message(L);
+    rep->err = result_error(L, run, u);
     lua_settop(L, 0);
     return;
   }
@@ -350,7 +364,8 @@ static void do_run(struct executor *ex, struct run *run, uint32_t u,
 }
 
 /* Serves a publish request for unit 'u'. */
-static void do_publish(struct executor *ex, uint32_t u, struct report *rep) {
+static void do_publish(struct executor *ex, struct run *run, uint32_t u,
+                       struct report *rep) {
   lua_State *L = ex->L;
   rep->unit = u;
   rep->err = NULL;
@@ -358,7 +373,7 @@ static void do_publish(struct executor *ex, uint32_t u, struct report *rep) {
   push_stored(L, lua_gettop(L), u);
   if (encode_value(ex, &rep->pub) != 0) {
     rep->kind = 1;
-    rep->err = dup_message(L);
+    rep->err = result_error(L, run, u);
   } else {
     rep->kind = 2;
   }
@@ -444,7 +459,7 @@ static int carry_out(struct executor *ex, struct run *run,
       do_run(ex, run, u, &reps[nrep++]);
       adapt_batch(ex, uv_hrtime() - t0);
     } else if (acts[i].kind == LASK_A_PUBLISH) {
-      do_publish(ex, u, &reps[nrep++]);
+      do_publish(ex, run, u, &reps[nrep++]);
     } else {
       do_release(ex, u);
     }

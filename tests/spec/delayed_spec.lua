@@ -300,6 +300,19 @@ describe("lask.compute options and errors", function()
     fh:close()
   end)
 
+  it("names the task whose result cannot travel, on threads", function()
+    local co = lask.delayed(function() return coroutine.create(print) end,
+                            {name = "makes_co"})
+    local d = co()
+    local msg = errmsg(function() return d:compute{num_workers = 2} end)
+    assert.matches("the result of task '" .. d:key() .. "' cannot be sent",
+                   msg, 1, true)
+    assert.matches("cannot serialize a coroutine", msg, 1, true)
+    -- consumed on the same executor, it never needs to travel
+    local n = lask.delayed(function(c) return type(c) end)
+    assert.are.equal("thread", n(co()):compute{num_workers = 1})
+  end)
+
   it("does not leak threads across many computations", function()
     for _ = 1, 20 do
       assert.are.equal(2, inc(1):compute{num_workers = 2})
