@@ -80,6 +80,9 @@ local function cpu(workers)
     return lask.compute(unpack(tasks, 1, 17))
   end)
 end
-local c1, c2 = cpu(1), cpu(2)
+local c1, c2 = math.huge, math.huge -- best of three: the machine is shared
+for _ = 1, 3 do
+  c1, c2 = math.min(c1, cpu(1)), math.min(c2, cpu(2))
+end
 print(("16 CPU-bound tasks: 1 executor %.2f s, 2 executors %.2f s: " ..
-       "speed-up %.2fx"):format(c1, c2, c1 / c2))
+       "speed-up %.2fx (best of 3 each)"):format(c1, c2, c1 / c2))

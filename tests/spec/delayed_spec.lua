@@ -402,6 +402,27 @@ describe("lask.visualize", function()
   end)
 end)
 
+describe("lask.visualize without Graphviz", function()
+  it("says how to install it", function()
+    local bin = os.getenv("LASK_BIN")
+    if not bin or SANITIZED then
+      pending("needs LASK_BIN, outside TSan (run through make test)")
+      return
+    end
+    local script = "local l = require 'lask'; " ..
+      "local d = l.delayed(function() end)(); " ..
+      "local ok, e = pcall(l.visualize, d, os.tmpname() .. '.svg'); " ..
+      "print(ok, e)"
+    local p = io.popen(("env PATH=/nonexistent %s -e %q 2>&1"):format(bin,
+                                                                    script))
+    local out = p:read("*a")
+    p:close()
+    assert.matches("false", out, 1, true)
+    assert.matches("Graphviz 'dot' was not found: install Debian's " ..
+                   "graphviz package", out, 1, true)
+  end)
+end)
+
 describe("diagnostics", function()
   local diag = require "lask.diagnostics"
 
