@@ -27,11 +27,58 @@
 
 struct ctx {
   struct lask_wbuf scratch;
+  int busy; /* the scratch buffer is in use by an encoding */
 };
 
-static struct ctx *get_ctx(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
+/* A private buffer for an encoding that runs while the scratch buffer is
+** busy: a __gc finalizer or a hook may call lask.serialize in the middle
+** of another encoding. Lives in a userdata whose __gc frees it. */
+static int wbuf_gc(lua_State *L) {
+  lask__wbuf_close(lua_touserdata(L, 1));
+  return 0;
 }
+
+static struct lask_wbuf *new_boxed_wbuf(lua_State *L) {
+  struct lask_wbuf *w = lua_newuserdatauv(L, sizeof *w, 0);
+  lask__wbuf_init(w);
+  lua_newtable(L);
+  lua_pushcfunction(L, wbuf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  return w;
+}
+
+/* Encodes the values at idx.. with enc(), into the scratch buffer or, if
+** that is busy, a private one; pushes the result as a string (or, with
+** 'hash', its lask_hash64 in hex). */
+static int encode_to_string(lua_State *L, int idx, int count,
+                            const struct lask_placeholders *ph, int hash) {
+  struct ctx *c = lua_touserdata(L, lua_upvalueindex(1));
+  int reentered = c->busy;
+  struct lask_wbuf *w = reentered ? new_boxed_wbuf(L) : &c->scratch;
+  c->busy = 1;
+  w->len = 0;
+  if (ph == NULL && count == 1) {
+    lask__value_encode(L, idx, w); /* on error 'busy' stays set: harmless,
+                                   ** the next call just uses its own box */
+  } else {
+    lask__value_encode_items(L, idx, count, w, ph);
+  }
+  if (hash) {
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)lask_hash64(
+             w->p, w->len, 0x6c61736bu));
+    lua_pushlstring(L, hex, 16);
+  } else {
+    lua_pushlstring(L, (const char *)w->p, w->len);
+  }
+  if (!reentered) {
+    c->busy = 0;
+    if (c->scratch.cap > SCRATCH_KEEP) lask__wbuf_close(&c->scratch);
+  }
+  return 1;
+}
+
 
 static int ctx_gc(lua_State *L) {
   struct ctx *c = luaL_checkudata(L, 1, CTX_MT);
@@ -41,12 +88,9 @@ static int ctx_gc(lua_State *L) {
 
 /* lask.serialize(v) -> string */
 static int l_serialize(lua_State *L) {
-  struct ctx *c = get_ctx(L);
   luaL_checkany(L, 1);
-  lask__value_encode(L, 1, &c->scratch);
-  lua_pushlstring(L, (const char *)c->scratch.p, c->scratch.len);
-  if (c->scratch.cap > SCRATCH_KEEP) lask__wbuf_close(&c->scratch);
-  return 1;
+  lua_settop(L, 1);
+  return encode_to_string(L, 1, 1, NULL, 0);
 }
 
 /* lask.deserialize(s [, {code = false}]) -> v */
@@ -83,7 +127,6 @@ static int l_hash(lua_State *L) {
 ** arguments with every Delayed written as its key, and the keys of the
 ** dependencies. Equal calls of pure functions get equal keys. */
 static int l_task_hash(lua_State *L) {
-  struct ctx *c = get_ctx(L);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 4);
   lua_createtable(L, 3, 0);
@@ -92,13 +135,7 @@ static int l_task_hash(lua_State *L) {
     lua_rawseti(L, -2, i);
   }
   struct lask_placeholders ph = {3, 0};
-  c->scratch.len = 0;
-  lask__value_encode_items(L, -1, 1, &c->scratch, &ph);
-  char hex[17];
-  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)lask_hash64(
-           c->scratch.p, c->scratch.len, 0x6c61736bu));
-  lua_pushlstring(L, hex, 16);
-  return 1;
+  return encode_to_string(L, lua_gettop(L), 1, &ph, 1);
 }
 
 /* lask.core.isatty(file) -> whether the Lua file handle is a terminal. */
@@ -338,6 +375,7 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   luaL_newlibtable(L, core_funcs);
   struct ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
   lask__wbuf_init(&c->scratch);
+  c->busy = 0;
   if (luaL_newmetatable(L, CTX_MT)) {
     lua_pushcfunction(L, ctx_gc);
     lua_setfield(L, -2, "__gc");

@@ -1,6 +1,6 @@
 /*
-** value.c: the Lua side of the serialization layer. Maps Lua values onto the
-** byte format of runtime/codec.h and back.
+** value.c: the Lua side of the serialization layer: per-state tables and
+** the encoder of Lua values into the byte format of runtime/codec.h.
 **
 ** Encoding walks the value depth first. Tables and functions get ids in the
 ** order they are first met, and a second meeting writes a reference, so
@@ -13,40 +13,24 @@
 ** is a chain of 'struct step' living in the C frames of the recursion, so it
 ** costs nothing until it is printed.
 **
-** Decoding checks the header and checksum first, then reads every item with
-** bounds checks; table sizes are judged against the bytes left before any
-** allocation. Bytecode is loaded only from an encoding made by the same
-** interpreter, and never when the caller asks for LASK_DEC_NOCODE.
+** The decoder is in value_dec.c, the module index in modindex.c.
 */
-#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "value.h"
 
-/* Deepest nesting of tables and functions, encoding and decoding. Each
-** level holds two Lua stack slots, and LuaJIT allows a C function 8000. */
-#if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
-#define MAX_DEPTH 3000
-#else
-#define MAX_DEPTH 7000
-#endif
-/* Longest module path: the module name plus keys. */
-#define MAX_MODPARTS 4
-
 /* Registry keys: only their addresses matter. */
-static const char key_mt_by_name = 0;
-static const char key_name_by_mt = 0;
-static const char key_modules = 0;
+const char lask__key_mt_by_name = 0;
+const char lask__key_name_by_mt = 0;
 
 /* -------------------------------------------------------------------------
 ** Per-state tables in the registry
 ** ---------------------------------------------------------------------- */
 
-/* Pushes the registry table at 'key', creating it (with 'mode' as its weak
-** mode, or none) on first use. */
-static void push_regtable(lua_State *L, const char *key, const char *mode) {
+void lask__push_regtable(lua_State *L, const void *key, const char *mode) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, key);
   if (lua_istable(L, -1)) return;
   lua_pop(L, 1);
@@ -66,19 +50,19 @@ int lask__value_register_metatable(lua_State *L) {
   luaL_checklstring(L, 1, &n);
   luaL_argcheck(L, n > 0, 1, "metatable name must not be empty");
   luaL_checktype(L, 2, LUA_TTABLE);
-  push_regtable(L, &key_mt_by_name, NULL);
-  push_regtable(L, &key_name_by_mt, NULL);
+  lask__push_regtable(L, &lask__key_mt_by_name, NULL);
+  lask__push_regtable(L, &lask__key_name_by_mt, NULL);
   lua_pushvalue(L, 1);
   lua_rawget(L, -3);
   if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 2)) {
-    return luaL_error(L, "lask.register_metatable: name '%s' is already "
+    return lask__fail(L, "lask.register_metatable: name '%s' is already "
                       "registered for another metatable", lua_tostring(L, 1));
   }
   lua_pop(L, 1);
   lua_pushvalue(L, 2);
   lua_rawget(L, -2);
   if (!lua_isnil(L, -1) && !lua_rawequal(L, -1, 1)) {
-    return luaL_error(L, "lask.register_metatable: this metatable is already "
+    return lask__fail(L, "lask.register_metatable: this metatable is already "
                       "registered as '%s'", lua_tostring(L, -1));
   }
   lua_pop(L, 1);
@@ -92,193 +76,16 @@ int lask__value_register_metatable(lua_State *L) {
   return 1;
 }
 
+int lask__fail(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
 int lask__raise_rc(lua_State *L, int rc, const char *what) {
-  return luaL_error(L, "lask: %s: %s", what, lask_strerror(rc));
-}
-
-/* -------------------------------------------------------------------------
-** The module index: object -> encoded MODREF payload
-**
-** Built from package.loaded: every module (depth 0), the fields of module
-** tables (depth 1) and the fields of those (depth 2), names sorted so the
-** first, shortest path wins deterministically. From _G only C functions and
-** userdata are taken: a user's global table or Lua function is the user's
-** data, not a module, and travels by value. The index is rebuilt when
-** package.loaded no longer matches the snapshot taken with it.
-** ---------------------------------------------------------------------- */
-
-static int is_indexable(lua_State *L, int idx, int from_globals) {
-  int t = lua_type(L, idx);
-  if (from_globals) {
-    return lua_iscfunction(L, idx) || t == LUA_TUSERDATA;
-  }
-  return t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA;
-}
-
-/* Pushes a sorted list of the string keys of the table at 'idx'. */
-static void push_sorted_keys(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  lua_newtable(L);
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, -3, ++n);
-    }
-  }
-  lua_getglobal(L, "table");
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "sort");
-    lua_pushvalue(L, -3);
-    lua_call(L, 1, 0);
-  }
-  lua_pop(L, 1);
-}
-
-/* Adds index[v] = payload for the value on top (popped) reached through
-** parts[0..nparts-1], unless it is already there. */
-static void index_add(lua_State *L, int index, const char **parts,
-                      const size_t *lens, int nparts) {
-  lua_pushvalue(L, -1);
-  lua_rawget(L, index);
-  int known = !lua_isnil(L, -1);
-  lua_pop(L, 1);
-  if (known) {
-    lua_pop(L, 1);
-    return;
-  }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addchar(&b, (char)nparts);
-  for (int i = 0; i < nparts; i++) {
-    /* The same varint length prefix as lask__put_string. */
-    size_t n = lens[i];
-    while (n >= 0x80) {
-      luaL_addchar(&b, (char)(n | 0x80));
-      n >>= 7;
-    }
-    luaL_addchar(&b, (char)n);
-    luaL_addlstring(&b, parts[i], lens[i]);
-  }
-  luaL_pushresult(&b);
-  lua_rawset(L, index);
-}
-
-/* Indexes the fields of the table on top of the stack, reached through
-** parts[0..depth-1], then recurses one level for depth < 2. */
-static void index_fields(lua_State *L, int index, const char **parts,
-                         size_t *lens, int depth, int from_globals) {
-  int t = lua_gettop(L);
-  push_sorted_keys(L, t);
-  int keys = lua_gettop(L);
-  int n = (int)lua_rawlen(L, keys);
-  for (int pass = 0; pass < 2; pass++) {
-    for (int i = 1; i <= n; i++) {
-      lua_rawgeti(L, keys, i);
-      parts[depth] = lua_tolstring(L, -1, &lens[depth]);
-      lua_pushvalue(L, -1);
-      lua_rawget(L, t);
-      if (pass == 0 && is_indexable(L, -1, from_globals)) {
-        index_add(L, index, parts, lens, depth + 1);
-        lua_pop(L, 1);
-      } else if (pass == 1 && depth < MAX_MODPARTS - 2 && !from_globals &&
-                 lua_istable(L, -1)) {
-        index_fields(L, index, parts, lens, depth + 1, 0);
-        lua_pop(L, 2);
-      } else {
-        lua_pop(L, 2);
-      }
-    }
-  }
-  lua_settop(L, t);
-}
-
-/* Builds a fresh module index with its snapshot; leaves the holder table
-** {index = ..., snap = ..., n = ...} on the stack. */
-static void build_modindex(lua_State *L) {
-  lua_newtable(L);
-  int holder = lua_gettop(L);
-  lua_newtable(L);
-  int index = lua_gettop(L);
-  lua_newtable(L);
-  int snap = lua_gettop(L);
-  lask_pushloaded(L);
-  int loaded = lua_gettop(L);
-  push_sorted_keys(L, loaded);
-  int keys = lua_gettop(L);
-  int n = (int)lua_rawlen(L, keys);
-  const char *parts[MAX_MODPARTS];
-  size_t lens[MAX_MODPARTS];
-  for (int i = 1; i <= n; i++) { /* depth 0: the modules themselves */
-    lua_rawgeti(L, keys, i);
-    parts[0] = lua_tolstring(L, -1, &lens[0]);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, loaded);
-    lua_pushvalue(L, -2);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, snap);
-    if (is_indexable(L, -1, 0)) index_add(L, index, parts, lens, 1);
-    else lua_pop(L, 1);
-    lua_pop(L, 1);
-  }
-  for (int i = 1; i <= n; i++) { /* depths 1 and 2: their fields */
-    lua_rawgeti(L, keys, i);
-    parts[0] = lua_tolstring(L, -1, &lens[0]);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, loaded);
-    if (lua_istable(L, -1)) {
-      int globals = strcmp(parts[0], "_G") == 0;
-      index_fields(L, index, parts, lens, 1, globals);
-    }
-    lua_pop(L, 2);
-  }
-  lua_settop(L, loaded - 1);
-  lua_pushinteger(L, n);
-  lua_setfield(L, holder, "n");
-  lua_setfield(L, holder, "snap");
-  lua_setfield(L, holder, "index");
-}
-
-/* Is the holder's snapshot still what package.loaded holds? */
-static int modindex_fresh(lua_State *L, int holder) {
-  lua_getfield(L, holder, "snap");
-  int snap = lua_gettop(L);
-  lask_pushloaded(L);
-  int loaded = lua_gettop(L);
-  lua_Integer count = 0;
-  int fresh = 1;
-  lua_pushnil(L);
-  while (fresh && lua_next(L, loaded)) {
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      count++;
-      lua_pushvalue(L, -2);
-      lua_rawget(L, snap);
-      fresh = lua_rawequal(L, -1, -2);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
-  if (!fresh) lua_pop(L, 1); /* the key left by the broken loop */
-  lua_getfield(L, holder, "n");
-  fresh = fresh && lua_tointeger(L, -1) == count;
-  lua_settop(L, snap - 1);
-  return fresh;
-}
-
-/* Pushes the module index, rebuilt if it does not exist yet or, when
-** 'check' is set, if package.loaded changed since it was built. */
-static void push_modindex(lua_State *L, int check) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_modules);
-  if (!lua_istable(L, -1) || (check && !modindex_fresh(L, lua_gettop(L)))) {
-    lua_pop(L, 1);
-    build_modindex(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_modules);
-  }
-  lua_getfield(L, -1, "index");
-  lua_remove(L, -2);
+  return lask__fail(L, "lask: %s: %s", what, lask_strerror(rc));
 }
 
 /* -------------------------------------------------------------------------
@@ -301,7 +108,7 @@ struct enc {
   int has_ids;   /* the ids slot holds its table (else nil, not made yet) */
   int globals;   /* stack index of this state's globals table */
   int modindex;  /* stack index of the module index, 0 until needed */
-  int modchecked; /* the index was checked against package.loaded */
+  int modchecked; /* the index was rebuilt during this encoding */
   int name_by_mt;
   const struct lask_placeholders *ph; /* or NULL */
   lua_Integer nextid;
@@ -440,30 +247,31 @@ static lua_Integer enc_newid(struct enc *e, int idx) {
 }
 
 /* Writes a module reference for the object at 'idx' if it is in the
-** module index; returns whether it did. A Lua function is looked up in the
-** index as it is, even if package.loaded changed since it was built: a miss
-** only means the function travels by value, which works anyway, and it
-** spares every closure a scan of package.loaded. */
+** module index (checked to be current once per encoding, at O(1) cost
+** while package.loaded carries lask's hook); returns whether it did. */
 static int enc_modref(struct enc *e, int idx) {
   lua_State *L = e->L;
   if (e->modindex == 0) {
-    int lua_fn = lua_type(L, idx) == LUA_TFUNCTION && !lua_iscfunction(L, idx);
-    push_modindex(L, !lua_fn);
+    lask__modindex_push(L, 1);
     e->modindex = lua_gettop(L);
-    e->modchecked = !lua_fn;
+    e->modchecked = 0; /* current, but not rebuilt during this encoding */
   }
   lua_pushvalue(L, idx);
   lua_rawget(L, e->modindex);
-  if (lua_isnil(L, -1) && !e->modchecked &&
-      (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx))) {
-    /* A miss for a table, C function or userdata: make sure the index is
-    ** current (once per encoding), then look again. */
+  if (!lua_isnil(L, -1) && !lask__modref_valid(L, idx, lua_gettop(L))) {
+    /* Unloaded or replaced since the index was built: rebuild it once per
+    ** encoding and look again; failing that, the value travels by value. */
     lua_pop(L, 1);
-    push_modindex(L, 1);
+    if (e->modchecked) return 0;
+    lask__modindex_push(L, 1);
     lua_replace(L, e->modindex);
     e->modchecked = 1;
     lua_pushvalue(L, idx);
     lua_rawget(L, e->modindex);
+    if (!lua_isnil(L, -1) && !lask__modref_valid(L, idx, lua_gettop(L))) {
+      lua_pop(L, 1);
+      return 0;
+    }
   }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -479,12 +287,12 @@ static int enc_modref(struct enc *e, int idx) {
 }
 
 static void enter(struct enc *e) {
-  if (++e->depth > MAX_DEPTH) {
-    luaL_error(e->L, "lask: cannot serialize: nesting deeper than %d levels",
-               MAX_DEPTH);
+  if (++e->depth > LASK__MAX_DEPTH) {
+    lask__fail(e->L, "lask: cannot serialize: nesting deeper than %d levels",
+               LASK__MAX_DEPTH);
   }
   if (!lua_checkstack(e->L, 8)) {
-    luaL_error(e->L, "lask: cannot serialize: Lua stack exhausted");
+    lask__fail(e->L, "lask: cannot serialize: Lua stack exhausted");
   }
 }
 
@@ -523,7 +331,7 @@ static int enc_placeholder(struct enc *e, int idx) {
     lua_rawgeti(L, idx, 1);
     size_t n;
     const char *key = lua_tolstring(L, -1, &n);
-    if (key == NULL) luaL_error(L, "lask: a placeholder without a key");
+    if (key == NULL) lask__fail(L, "lask: a placeholder without a key");
     lask__put_u8(e->w, LASK__T_STR);
     int rc = lask__put_string(e->w, key, n);
     if (rc != 0) lask__raise_rc(L, rc, "serialize");
@@ -531,7 +339,7 @@ static int enc_placeholder(struct enc *e, int idx) {
     lua_pushvalue(L, idx);
     lua_rawget(L, e->ph->map);
     if (!lua_isnumber(L, -1)) {
-      luaL_error(L, "lask: a Delayed argument is missing from the graph");
+      lask__fail(L, "lask: a Delayed argument is missing from the graph");
     }
     lask__put_u8(e->w, LASK__T_DEPREF);
     lask__put_varint(e->w, (uint64_t)lua_tointeger(L, -1));
@@ -603,7 +411,7 @@ static void enc_table(struct enc *e, int idx, const struct step *at) {
     }
     lua_pop(L, 1);
     if (narr == UINT32_MAX || nhash == UINT32_MAX) {
-      luaL_error(L, "lask: cannot serialize a table of %d or more entries",
+      lask__fail(L, "lask: cannot serialize a table of %d or more entries",
                  (int)UINT32_MAX);
     }
   }
@@ -750,7 +558,7 @@ static void enc_init(struct enc *e, lua_State *L, struct lask_wbuf *w,
   e->has_ids = 0;
   lask_pushglobals(L);
   e->globals = lua_gettop(L);
-  push_regtable(L, &key_name_by_mt, NULL);
+  lask__push_regtable(L, &lask__key_name_by_mt, NULL);
   e->name_by_mt = lua_gettop(L);
 }
 
@@ -776,349 +584,4 @@ int lask__value_encode_items(lua_State *L, int idx, int count,
   for (int i = 0; i < count; i++) enc_value(&e, idx + i, NULL);
   lua_settop(L, top);
   return e.flags;
-}
-
-/* -------------------------------------------------------------------------
-** Decoding
-** ---------------------------------------------------------------------- */
-
-struct dec {
-  lua_State *L;
-  struct lask_rbuf r;
-  const uint8_t *start; /* first byte of the whole encoding, for offsets */
-  int refs;             /* stack index: id -> table or function */
-  lua_Integer nextid;
-  int depth;
-  int opts;
-  int code; /* the header says the body holds bytecode */
-  const struct lask_deps *deps; /* resolves DEPREF, or NULL */
-  int has_refs; /* the refs slot holds its table (else nil, not made yet) */
-};
-
-static int dec_corrupt(struct dec *d, const char *what) {
-  return luaL_error(d->L, "lask: corrupt serialized value (%s at byte %d)",
-                    what, (int)(d->r.pos - d->start));
-}
-
-static inline void dec_check(struct dec *d, int rc, const char *what) {
-  if (rc == LASK_ETRUNC) dec_corrupt(d, "truncated");
-  if (rc != 0) dec_corrupt(d, what);
-}
-
-static void dec_value(struct dec *d);
-
-static void dec_enter(struct dec *d) {
-  if (++d->depth > MAX_DEPTH) dec_corrupt(d, "nesting too deep");
-  if (!lua_checkstack(d->L, 8)) dec_corrupt(d, "nesting too deep");
-}
-
-static void dec_register(struct dec *d) {
-  if (!d->has_refs) { /* made on first need: plain values never pay */
-    lua_createtable(d->L, 4, 0);
-    lua_replace(d->L, d->refs);
-    d->has_refs = 1;
-  }
-  lua_pushvalue(d->L, -1);
-  lua_rawseti(d->L, d->refs, (lua_Integer)d->nextid++);
-}
-
-static void dec_int(struct dec *d) {
-  uint64_t u;
-  dec_check(d, lask__get_varint(&d->r, &u), "bad integer");
-  int64_t v = lask__unzigzag(u);
-#if LASK_HAS_INTEGERS
-  lua_pushinteger(d->L, (lua_Integer)v);
-#else
-  if (v > 9007199254740992LL || v < -9007199254740992LL) {
-    luaL_error(d->L, "lask: cannot deserialize integer %lld: LuaJIT "
-               "numbers hold integers exactly only up to 2^53",
-               (long long)v);
-  }
-  lua_pushnumber(d->L, (lua_Number)v);
-#endif
-}
-
-static void dec_table(struct dec *d, int with_mt) {
-  lua_State *L = d->L;
-  const uint8_t *name = NULL;
-  size_t nlen = 0;
-  if (with_mt) {
-    dec_check(d, lask__get_string(&d->r, &name, &nlen), "bad name");
-  }
-  uint32_t narr, nhash;
-  dec_check(d, lask__get_u32(&d->r, &narr), "bad table size");
-  dec_check(d, lask__get_u32(&d->r, &nhash), "bad table size");
-  /* Every entry takes at least one byte, so the sizes cannot exceed what
-  ** is left: this bounds the allocation below by the input's size. */
-  size_t left = lask__rbuf_left(&d->r);
-  if (narr > left || nhash > left / 2 || narr + (size_t)nhash * 2 > left ||
-      narr > INT_MAX || nhash > INT_MAX) {
-    dec_corrupt(d, "table larger than its input");
-  }
-  dec_enter(d);
-  lua_createtable(L, (int)narr, (int)nhash);
-  dec_register(d);
-  int t = lua_gettop(L);
-  for (uint32_t i = 1; i <= narr; i++) {
-    double v;
-    if (d->r.pos < d->r.end && *d->r.pos == LASK__T_FLOAT &&
-        d->r.end - d->r.pos >= 9) { /* the hot case, inline */
-      uint64_t u = lask__load_le64(d->r.pos + 1);
-      memcpy(&v, &u, 8);
-      d->r.pos += 9;
-      lua_pushnumber(L, (lua_Number)v);
-    } else {
-      dec_value(d);
-    }
-    lua_rawseti(L, t, (lua_Integer)i);
-  }
-  for (uint32_t i = 0; i < nhash; i++) {
-    dec_value(d);
-    if (lua_isnil(L, -1)) dec_corrupt(d, "nil table key");
-    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) !=
-        lua_tonumber(L, -1)) {
-      dec_corrupt(d, "NaN table key");
-    }
-    dec_value(d);
-    lua_rawset(L, t);
-  }
-  if (with_mt) {
-    push_regtable(L, &key_mt_by_name, NULL);
-    lua_pushlstring(L, (const char *)name, nlen);
-    lua_rawget(L, -2);
-    if (!lua_istable(L, -1)) {
-      lua_pushlstring(L, (const char *)name, nlen);
-      luaL_error(L, "lask: cannot deserialize a table whose metatable '%s' "
-                 "is not registered in this Lua state (call "
-                 "lask.register_metatable)", lua_tostring(L, -1));
-    }
-    lua_setmetatable(L, t);
-    lua_pop(L, 1);
-  }
-  d->depth--;
-}
-
-/* Pushes the function with id 'fid' if it is a Lua function with at least
-** 'n' upvalues; a corrupt-input error otherwise. */
-static void dec_join_target(struct dec *d, uint64_t fid, unsigned n) {
-  lua_State *L = d->L;
-  if (!d->has_refs || fid == 0 || fid >= (uint64_t)d->nextid) {
-    dec_corrupt(d, "bad join");
-  }
-  lua_rawgeti(L, d->refs, (lua_Integer)fid);
-  if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) || n == 0 ||
-      lua_getupvalue(L, -1, (int)n) == NULL) {
-    dec_corrupt(d, "bad join");
-  }
-  lua_pop(L, 1);
-}
-
-static void dec_function(struct dec *d) {
-  lua_State *L = d->L;
-  if (!d->code) dec_corrupt(d, "bytecode in a value flagged as data");
-  if (d->opts & LASK_DEC_NOCODE) {
-    luaL_error(L, "lask: refusing to load bytecode from an untrusted source");
-  }
-  const uint8_t *code;
-  size_t n;
-  dec_check(d, lask__get_string(&d->r, &code, &n), "bad bytecode");
-  dec_enter(d);
-  if (lask_loadbinary(L, (const char *)code, n, "=(lask)") != LUA_OK) {
-    lua_pushfstring(L, "bytecode rejected: %s", lua_tostring(L, -1));
-    dec_corrupt(d, lua_tostring(L, -1));
-  }
-  dec_register(d);
-  int f = lua_gettop(L);
-  unsigned nups = 0;
-  dec_check(d, lask__get_u8(&d->r, &nups), "bad upvalue count");
-  if (lua_getupvalue(L, f, (int)nups + 1) != NULL ||
-      (nups > 0 && lua_getupvalue(L, f, (int)nups) == NULL)) {
-    dec_corrupt(d, "upvalue count does not match the bytecode");
-  }
-  if (nups > 0) lua_pop(L, 1);
-  for (unsigned i = 1; i <= nups; i++) {
-    unsigned kind = 0;
-    dec_check(d, lask__get_u8(&d->r, &kind), "bad upvalue");
-    if (kind == LASK__UV_ENV) {
-      lask_pushglobals(L);
-      lua_setupvalue(L, f, (int)i);
-    } else if (kind == LASK__UV_VALUE) {
-      dec_value(d);
-      lua_setupvalue(L, f, (int)i);
-    } else if (kind == LASK__UV_JOIN) {
-      uint64_t fid = 0;
-      unsigned un = 0;
-      dec_check(d, lask__get_varint(&d->r, &fid), "bad join");
-      dec_check(d, lask__get_u8(&d->r, &un), "bad join");
-      dec_join_target(d, fid, un);
-      lua_upvaluejoin(L, f, (int)i, -1, (int)un);
-      lua_pop(L, 1);
-    } else {
-      dec_corrupt(d, "bad upvalue kind");
-    }
-  }
-#if LASK_HAS_FENV
-  lask_pushglobals(L); /* whatever environment the loading code had */
-  lua_setfenv(L, f);
-#endif
-  d->depth--;
-}
-
-/* Resolves a module reference: require(name), then the keys in turn. */
-static void dec_modref(struct dec *d) {
-  lua_State *L = d->L;
-  unsigned nparts = 0;
-  dec_check(d, lask__get_u8(&d->r, &nparts), "bad module reference");
-  if (nparts < 1 || nparts > MAX_MODPARTS) dec_corrupt(d, "bad module path");
-  const uint8_t *part[MAX_MODPARTS];
-  size_t len[MAX_MODPARTS];
-  for (unsigned i = 0; i < nparts; i++) {
-    dec_check(d, lask__get_string(&d->r, &part[i], &len[i]), "bad module");
-  }
-  lua_pushlstring(L, (const char *)part[0], len[0]);
-  lask_pushloaded(L);
-  lua_pushvalue(L, -2);
-  lua_rawget(L, -2);
-  lua_remove(L, -2);
-  if (lua_isnil(L, -1) && (d->opts & LASK_DEC_NOCODE)) {
-    /* Untrusted input names no module to load: only loaded ones resolve. */
-    luaL_error(L, "lask: cannot deserialize a reference to module '%s': "
-               "not loaded, and untrusted input may not load modules",
-               lua_tostring(L, -2));
-  }
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_getglobal(L, "require");
-    lua_pushvalue(L, -2);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      luaL_error(L, "lask: cannot deserialize a reference to module '%s': %s",
-                 lua_tostring(L, -2), lua_tostring(L, -1));
-    }
-  }
-  for (unsigned i = 1; i < nparts; i++) {
-    if (lua_istable(L, -1)) {
-      lua_pushlstring(L, (const char *)part[i], len[i]);
-      lua_rawget(L, -2);
-    } else {
-      lua_pushnil(L);
-    }
-    if (lua_isnil(L, -1)) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (unsigned j = 0; j <= i; j++) {
-        if (j > 0) luaL_addchar(&b, '.');
-        luaL_addlstring(&b, (const char *)part[j], len[j]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "lask: cannot deserialize a reference to '%s': not "
-                 "found in this Lua state", lua_tostring(L, -1));
-    }
-    lua_remove(L, -2);
-  }
-  lua_remove(L, -2);
-}
-
-static void dec_value(struct dec *d) {
-  lua_State *L = d->L;
-  unsigned tag = 0;
-  dec_check(d, lask__get_u8(&d->r, &tag), "bad tag");
-  switch (tag) {
-  case LASK__T_NIL: lua_pushnil(L); break;
-  case LASK__T_FALSE: lua_pushboolean(L, 0); break;
-  case LASK__T_TRUE: lua_pushboolean(L, 1); break;
-  case LASK__T_INT: dec_int(d); break;
-  case LASK__T_FLOAT: {
-    double v;
-    dec_check(d, lask__get_f64(&d->r, &v), "bad float");
-    lua_pushnumber(L, (lua_Number)v);
-    break;
-  }
-  case LASK__T_STR: {
-    const uint8_t *s;
-    size_t n;
-    dec_check(d, lask__get_string(&d->r, &s, &n), "bad string");
-    lua_pushlstring(L, (const char *)s, n);
-    break;
-  }
-  case LASK__T_TABLE: dec_table(d, 0); break;
-  case LASK__T_TABLE_MT: dec_table(d, 1); break;
-  case LASK__T_REF: {
-    uint64_t id;
-    dec_check(d, lask__get_varint(&d->r, &id), "bad reference");
-    if (!d->has_refs || id == 0 || id >= (uint64_t)d->nextid) {
-      dec_corrupt(d, "bad reference");
-    }
-    lua_rawgeti(L, d->refs, (lua_Integer)id);
-    break;
-  }
-  case LASK__T_FUNC: dec_function(d); break;
-  case LASK__T_MODREF: dec_modref(d); break;
-  case LASK__T_GLOBALS: lask_pushglobals(L); break;
-  case LASK__T_DEPREF: {
-    uint64_t task;
-    dec_check(d, lask__get_varint(&d->r, &task), "bad dependency");
-    if (d->deps == NULL) dec_corrupt(d, "dependency outside a task");
-    d->deps->push(L, d->deps->ud, task);
-    break;
-  }
-  default: dec_corrupt(d, "unknown tag");
-  }
-}
-
-void lask__value_decode(lua_State *L, const void *p, size_t n, int opts) {
-  struct lask_header h;
-  struct dec d;
-  int rc = lask__codec_open(p, n, &h, &d.r);
-  if (rc == LASK_EVERSION) {
-    luaL_error(L, "lask: cannot deserialize: made by format version %d, "
-               "this is version %d", n > 3 ? ((const uint8_t *)p)[3] : 0,
-               LASK__CODEC_VERSION);
-  }
-  if (rc != 0) {
-    luaL_error(L, "lask: corrupt serialized value (%s)", lask_strerror(rc));
-  }
-  if ((h.flags & LASK__CF_CODE) && h.flavour != LASK_FLAVOUR) {
-    luaL_error(L, "lask: cannot deserialize bytecode made by %s in %s "
-               "(bytecode is interpreter-specific: run one interpreter on "
-               "both sides)", lask_flavour_name(h.flavour), LASK_FLAVOUR_NAME);
-  }
-  if (h.flags & ~LASK__CF_CODE) {
-    luaL_error(L, "lask: corrupt serialized value (unknown flags)");
-  }
-  luaL_checkstack(L, 16, "lask.deserialize");
-  d.L = L;
-  d.start = p;
-  d.nextid = 1;
-  d.depth = 0;
-  d.opts = opts;
-  d.deps = NULL;
-  /* Without the CODE flag no bytecode may appear, whatever the body says. */
-  d.code = (h.flags & LASK__CF_CODE) != 0;
-  lua_pushnil(L); /* the refs table, made by dec_register when needed */
-  d.refs = lua_gettop(L);
-  d.has_refs = 0;
-  dec_value(&d);
-  if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
-  lua_remove(L, d.refs);
-}
-
-void lask__value_decode_items(lua_State *L, const void *p, size_t n,
-                              int count, const struct lask_deps *deps) {
-  struct dec d;
-  luaL_checkstack(L, count + 16, "lask: task arguments");
-  d.L = L;
-  d.r.pos = p;
-  d.r.end = (const uint8_t *)p + n;
-  d.start = p;
-  d.nextid = 1;
-  d.depth = 0;
-  d.opts = 0;
-  d.code = 1;
-  d.deps = deps;
-  lua_pushnil(L);
-  d.refs = lua_gettop(L);
-  d.has_refs = 0;
-  for (int i = 0; i < count; i++) dec_value(&d);
-  if (d.r.pos != d.r.end) dec_corrupt(&d, "trailing bytes");
-  lua_remove(L, d.refs);
 }

@@ -12,6 +12,39 @@
 #include "compat.h"
 #include "codec.h"
 
+/* Deepest nesting of tables and functions, encoding and decoding. Each
+** level holds two Lua stack slots, and LuaJIT allows a C function 8000. */
+#if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
+#define LASK__MAX_DEPTH 3000
+#else
+#define LASK__MAX_DEPTH 7000
+#endif
+/* Longest module path: the module name plus keys. */
+#define LASK__MAX_MODPARTS 4
+
+/* Registry keys of the per-state tables: only their addresses matter. */
+LASK_INTERNAL extern const char lask__key_mt_by_name;
+LASK_INTERNAL extern const char lask__key_name_by_mt;
+
+/* Pushes the registry table at 'key', creating it (with weak mode 'mode',
+** or none) on first use. */
+LASK_INTERNAL void lask__push_regtable(lua_State *L, const void *key,
+                                       const char *mode);
+
+/* Raises "lask: ..." formatted like lua_pushfstring, with no position
+** prefix: lask's messages start with "lask:" wherever they are caught. */
+LASK_INTERNAL int lask__fail(lua_State *L, const char *fmt, ...);
+
+/* The module index (modindex.c): pushes the table object -> MODREF payload,
+** rebuilt first if it does not exist or, when 'check' is set, if
+** package.loaded changed since it was built. */
+LASK_INTERNAL void lask__modindex_push(lua_State *L, int check);
+
+/* Is the MODREF payload string at 'payload' still the path to the object at
+** 'idx' in this state's package.loaded (a module may have been unloaded or
+** replaced since the index was built)? */
+LASK_INTERNAL int lask__modref_valid(lua_State *L, int idx, int payload);
+
 /* Decode options. */
 #define LASK_DEC_NOCODE 0x01 /* refuse bytecode (untrusted input) */
 

@@ -112,6 +112,7 @@ static uint64_t header_seed(const uint8_t *h) {
 }
 
 void lask__codec_seal(struct lask_wbuf *w, int flags) {
+  if (w->p == NULL || w->len < LASK__CODEC_HEADER) abort(); /* no begin */
   w->p[5] = (uint8_t)flags;
   uint64_t sum = lask_hash64(w->p + LASK__CODEC_HEADER,
                              w->len - LASK__CODEC_HEADER, header_seed(w->p));
