@@ -1,6 +1,6 @@
 /*
 ** test_codec.c: tests of runtime/codec.c (writers, bounds-checked readers,
-** the header, seal and open) and of lask_strerror from runtime/lask.c.
+** the header, seal and open).
 **
 ** Inputs to the readers are copied into heap blocks of exactly their size,
 ** so that under ASan a read one byte too far is reported.
@@ -569,27 +569,4 @@ TEST(codec_check_reports_flavour) {
   ASSERT_EQ(0, rc_null);
   ASSERT_EQ(LASK_ECHECKSUM, rc_bad);
   ASSERT_EQ(-1, flavour_bad);
-}
-
-TEST(codec_strerror_names_every_code) {
-  static const int codes[] = {LASK_OK, LASK_ENOMEM, LASK_ETRUNC,
-                              LASK_ECORRUPT, LASK_EVERSION, LASK_EFLAVOUR,
-                              LASK_ECHECKSUM, LASK_ETOOBIG, LASK_EINVAL,
-                              LASK_ESYS};
-  const size_t n = sizeof codes / sizeof codes[0];
-  const char *unknown = lask_strerror(-1000);
-  ASSERT_TRUE(unknown != NULL && unknown[0] != '\0');
-  ASSERT_TRUE(lask_strerror(1)[0] != '\0');
-  for (size_t i = 0; i < n; i++) {
-    const char *s = lask_strerror(codes[i]);
-    ASSERT_TRUE(s != NULL && s[0] != '\0');
-    ASSERT_TRUE(strcmp(s, unknown) != 0);
-    for (size_t j = 0; j < i; j++) {
-      ASSERT_TRUE(strcmp(s, lask_strerror(codes[j])) != 0);
-    }
-  }
-}
-
-TEST(codec_version_string) {
-  ASSERT_STREQ(LASK_VERSION_STRING, lask_version());
 }

@@ -34,8 +34,6 @@ X(codec_reports_flavour_without_judging)
 X(codec_rejects_empty_input)
 X(codec_rejects_short_input)
 X(codec_check_reports_flavour)
-X(codec_strerror_names_every_code)
-X(codec_version_string)
 
 /* test_hash.c */
 X(hash_known_answers)
@@ -63,3 +61,7 @@ X(sched_diamond_runs_the_shared_task_once_in_place)
 X(sched_spreads_independent_units_over_executors)
 X(sched_idle_executor_steals)
 X(sched_cancel_hands_out_no_more_runs)
+
+/* test_lask.c */
+X(lask_strerror_names_every_code)
+X(lask_version_string)
