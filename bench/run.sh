@@ -13,3 +13,7 @@ build/lask bench/api_floor.lua
 build/lask bench/serialize.lua
 build/luajit/lask bench/serialize.lua
 /usr/bin/python3 bench/serialize_pickle.py
+echo "== task graphs (peer: Dask's threaded scheduler, python3-dask)"
+build/lask bench/delayed.lua
+build/luajit/lask bench/delayed.lua
+/usr/bin/python3 bench/delayed_dask.py
