@@ -1,0 +1,348 @@
+--- Bags: partitioned sequences of Lua values (API.md "Bag").
+-- A Bag is a list of partitions, each a Delayed whose value is a Lua list,
+-- plus the element-wise steps (map, filter, flatten, ...) not yet applied.
+-- Element-wise methods only append a step; the steps run fused, one task
+-- per partition, when the bag is used by anything else, so a pipeline
+-- makes no intermediate lists. Reductions are trees of tasks.
+-- Dependencies: `lask`, `lask.delayed`, `lask.core`.
+-- @module lask.bag
+local lask = require "lask"
+local delayed = require "lask.delayed"
+local core = require "lask.core"
+
+local unpack = table.unpack or unpack -- LuaJIT has only the global
+local bag = {}
+
+local Bag = {}
+Bag.__name = "lask.Bag"
+local methods = {}
+
+local function is_bag(v) return getmetatable(v) == Bag end
+bag.is_bag = is_bag
+
+local function new_bag(parts, steps)
+  return setmetatable({parts = parts, steps = steps or {}}, Bag)
+end
+
+Bag.__index = function(self, k)
+  if k == "npartitions" then return #rawget(self, "parts") end
+  if k == "str" then return setmetatable({bag = self}, bag.StrAccessor) end
+  return methods[k]
+end
+
+local function check_fn(f, who, n)
+  local ok = type(f) == "function" or
+             (getmetatable(f) ~= nil and getmetatable(f).__call ~= nil)
+  if not ok then
+    error(("%s: argument %d must be callable, got %s"):format(
+      who, n, type(f)), 3)
+  end
+end
+
+local function check_opts(opts, allowed, who)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
+    end
+  end
+  return opts
+end
+
+-- ---------------------------------------------------------------- steps
+-- A step is {kind, fn, extra...}; kinds: "map", "filter", "remove",
+-- "flatten", "pluck", and "list" (a function of the whole partition list,
+-- such as the C string helpers). run_steps applies them in one pass.
+
+--- Applies element-wise 'steps' to the list 'part' in one pass; returns a
+-- new list. Runs inside tasks (a module function: travels by reference).
+function bag.run_steps(part, steps)
+  local n = #steps
+  local out, m = {}, 0
+  local function push(x, from)
+    for i = from, n do
+      local s = steps[i]
+      local kind = s[1]
+      if kind == "map" then
+        x = s[2](x, unpack(s, 3, s.n))
+      elseif kind == "filter" then
+        if not s[2](x) then return end
+      elseif kind == "remove" then
+        if s[2](x) then return end
+      elseif kind == "pluck" then
+        local v = x[s[2]]
+        if v == nil then
+          if s.has_default then v = s[3]
+          else error(("bag.pluck: element has no key '%s'"):format(
+                     tostring(s[2])), 0) end
+        end
+        x = v
+      elseif kind == "flatten" then
+        for _, y in ipairs(x) do push(y, i + 1) end
+        return
+      end
+    end
+    m = m + 1
+    out[m] = x
+  end
+  for i = 1, #part do push(part[i], 1) end
+  return out
+end
+
+-- Splits the steps at "list" steps: element steps run fused in Lua, list
+-- steps (C helpers) take the whole partition.
+function bag.run_pipeline(part, steps)
+  local run, seg = part, {}
+  for _, s in ipairs(steps) do
+    if s[1] == "list" then
+      if #seg > 0 then run = bag.run_steps(run, seg) seg = {} end
+      run = s[2](run, unpack(s, 3, s.n))
+    else
+      seg[#seg + 1] = s
+    end
+  end
+  if #seg > 0 then run = bag.run_steps(run, seg) end
+  return run
+end
+
+local run_pipeline = lask.delayed(bag.run_pipeline, {name = "bag-map"})
+
+--- The partitions with the pending steps applied (Delayed lists).
+function methods:to_delayed()
+  if #self.steps == 0 then
+    local out = {}
+    for i, p in ipairs(self.parts) do out[i] = p end
+    return out
+  end
+  local out = {}
+  for i, p in ipairs(self.parts) do out[i] = run_pipeline(p, self.steps) end
+  return out
+end
+
+local function with_step(self, step)
+  local steps = {}
+  for i, s in ipairs(self.steps) do steps[i] = s end
+  steps[#steps + 1] = step
+  return new_bag(self.parts, steps)
+end
+
+-- ------------------------------------------------------------ constructors
+
+local function split_list(list, npartitions)
+  local n = #list
+  local parts = {}
+  if n == 0 then return {{}} end
+  npartitions = math.max(1, math.min(npartitions, n))
+  local size = math.ceil(n / npartitions)
+  for start = 1, n, size do
+    local p = {}
+    for i = start, math.min(start + size - 1, n) do p[#p + 1] = list[i] end
+    parts[#parts + 1] = p
+  end
+  return parts
+end
+
+--- A bag from a Lua list. opts: npartitions (default: about 100 elements
+-- each, at most 100 partitions) or partition_size.
+function bag.from_sequence(list, opts)
+  if type(list) ~= "table" then
+    error("bag.from_sequence: argument 1 must be a list, got " .. type(list), 2)
+  end
+  opts = check_opts(opts, {npartitions = true, partition_size = true},
+                    "bag.from_sequence")
+  local n = #list
+  local np = opts.npartitions
+  if opts.partition_size then
+    np = math.ceil(n / opts.partition_size)
+  elseif np == nil then
+    np = math.min(100, math.max(1, math.ceil(n / 100)))
+  end
+  local parts = {}
+  for i, p in ipairs(split_list(list, np)) do
+    parts[i] = lask.delayed(p, {name = "from-sequence"})
+  end
+  return new_bag(parts)
+end
+
+local range_part = lask.delayed(function(first, last, step)
+  local out, n = {}, 0
+  for i = first, last, step do
+    n = n + 1
+    out[n] = i
+  end
+  return out
+end, {name = "range", pure = true})
+
+--- range(n) is 1..n; range(first, last [, step]) is inclusive like a
+-- numeric for. The partitions are made by the tasks, not the client.
+function bag.range(a, b, c, d)
+  local first, last, step, opts
+  if type(b) ~= "number" then
+    first, last, step, opts = 1, a, 1, b
+  elseif type(c) ~= "number" then
+    first, last, step, opts = a, b, 1, c
+  else
+    first, last, step, opts = a, b, c, d
+  end
+  if type(first) ~= "number" or type(last) ~= "number" or step == 0 then
+    error("bag.range: expected numbers (and a non-zero step)", 2)
+  end
+  opts = check_opts(opts, {npartitions = true}, "bag.range")
+  local count = math.max(0, math.floor((last - first) / step) + 1)
+  local np = opts.npartitions or math.min(100, math.max(1,
+                                          math.ceil(count / 100000)))
+  np = math.max(1, math.min(np, math.max(count, 1)))
+  local per = math.ceil(count / np)
+  local parts = {}
+  for k = 0, np - 1 do
+    local lo = first + k * per * step
+    local hi = first + (math.min((k + 1) * per, count) - 1) * step
+    if k * per < count then
+      parts[#parts + 1] = range_part(lo, hi, step)
+    end
+  end
+  if #parts == 0 then parts[1] = lask.delayed({}) end
+  return new_bag(parts)
+end
+
+--- A bag whose partitions are the values of the given Delayed lists.
+function bag.from_delayed(list)
+  if type(list) ~= "table" then
+    error("bag.from_delayed: argument 1 must be a list of Delayed", 2)
+  end
+  local parts = {}
+  for i, d in ipairs(list) do
+    if not delayed.is_delayed(d) then
+      error(("bag.from_delayed: element %d is not a Delayed"):format(i), 2)
+    end
+    parts[i] = d
+  end
+  if #parts == 0 then parts[1] = lask.delayed({}) end
+  return new_bag(parts)
+end
+
+--- The partitions of several bags, one after the other.
+function bag.concat(bags)
+  local parts = {}
+  for i, b in ipairs(bags) do
+    if not is_bag(b) then
+      error(("bag.concat: element %d is not a Bag"):format(i), 2)
+    end
+    for _, p in ipairs(b:to_delayed()) do parts[#parts + 1] = p end
+  end
+  if #parts == 0 then parts[1] = lask.delayed({}) end
+  return new_bag(parts)
+end
+
+-- ------------------------------------------------------- element-wise ops
+
+--- map(f, ...): f(x, ...) per element. Extra arguments that are plain
+-- values or Delayed are passed along; a Bag with the same partitioning is
+-- zipped element by element.
+function methods:map(f, ...)
+  check_fn(f, "bag.map", 1)
+  local extra = {n = select("#", ...), ...}
+  local bags = false
+  for i = 1, extra.n do
+    if is_bag(extra[i]) then bags = true end
+  end
+  if bags then return self:_map_with_bags(f, extra) end
+  local step = {"map", f, n = extra.n + 2}
+  for i = 1, extra.n do step[i + 2] = extra[i] end
+  return with_step(self, step)
+end
+
+local zip_map = lask.delayed(function(f, nargs, spec, ...)
+  local parts = {...}
+  local first = parts[1]
+  local out = {}
+  for i = 1, #first do
+    local args, k = {}, 1
+    for j = 1, nargs do
+      local s = spec[j]
+      if s == true then
+        k = k + 1
+        args[j] = parts[k][i]
+      else
+        args[j] = s.value
+      end
+    end
+    out[i] = f(first[i], unpack(args, 1, nargs))
+  end
+  return out
+end, {name = "bag-map"})
+
+function methods:_map_with_bags(f, extra)
+  local np = self.npartitions
+  local spec, others = {}, {}
+  for i = 1, extra.n do
+    local a = extra[i]
+    if is_bag(a) then
+      if a.npartitions ~= np then
+        error(("bag.map: argument %d has %d partitions, this bag has %d"):format(
+          i + 1, a.npartitions, np), 3)
+      end
+      spec[i] = true
+      others[#others + 1] = a:to_delayed()
+    else
+      spec[i] = {value = a}
+    end
+  end
+  local mine = self:to_delayed()
+  local parts = {}
+  for p = 1, np do
+    local args = {mine[p]}
+    for _, o in ipairs(others) do args[#args + 1] = o[p] end
+    parts[p] = zip_map(f, extra.n, spec, unpack(args))
+  end
+  return new_bag(parts)
+end
+
+function methods:filter(pred)
+  check_fn(pred, "bag.filter", 1)
+  return with_step(self, {"filter", pred, n = 2})
+end
+
+function methods:remove(pred)
+  check_fn(pred, "bag.remove", 1)
+  return with_step(self, {"remove", pred, n = 2})
+end
+
+function methods:flatten()
+  return with_step(self, {"flatten", n = 1})
+end
+
+--- pluck(k [, default]): x[k] per element; a missing key raises unless a
+-- default is given.
+function methods:pluck(k, ...)
+  local step = {"pluck", k, n = 3}
+  if select("#", ...) > 0 then
+    step[3] = (...)
+    step.has_default = true
+  end
+  return with_step(self, step)
+end
+
+--- map_partitions(f, ...): f(list, ...) -> list, per partition.
+function methods:map_partitions(f, ...)
+  check_fn(f, "bag.map_partitions", 1)
+  local step = {"list", f, n = select("#", ...) + 2}
+  for i = 1, select("#", ...) do step[i + 2] = select(i, ...) end
+  return with_step(self, step)
+end
+
+bag.Bag = Bag
+bag.methods = methods
+bag.new_bag = new_bag
+bag.check_fn = check_fn
+bag.check_opts = check_opts
+
+-- Reductions, frequencies, groupby, ... live in lask.bag_ops, which adds
+-- its methods to this table: it finds this module in package.loaded.
+package.loaded["lask.bag"] = bag
+require "lask.bag_ops"
+
+return bag

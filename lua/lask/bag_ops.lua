@@ -1,0 +1,586 @@
+--- Bag operations beyond element-wise steps: reductions (returning a lazy
+-- Item), frequencies, topk, distinct, foldby, groupby (a hash shuffle),
+-- join, zip, product, repartition, random_sample, accumulate, take,
+-- compute. Loaded by lask.bag, whose method table it fills.
+-- Dependencies: `lask`, `lask.bag`, `lask.core`.
+-- @module lask.bag_ops
+local lask = require "lask"
+local core = require "lask.core"
+local bag = package.loaded["lask.bag"]
+
+local unpack = table.unpack or unpack -- LuaJIT has only the global
+local methods = bag.methods
+local new_bag = bag.new_bag
+local check_fn = bag.check_fn
+local check_opts = bag.check_opts
+local ops = {}
+bag.ops = ops -- task functions: module functions travel by reference
+
+-- ------------------------------------------------------------------ Item
+
+local Item = {}
+Item.__index = Item
+Item.__name = "lask.Item"
+bag.Item = Item
+
+local function new_item(d)
+  return setmetatable({delayed = d}, Item)
+end
+
+--- Computes the item's value.
+function Item:compute(opts)
+  return self.delayed:compute(opts)
+end
+
+--- A new Item: f(value).
+function Item:apply(f)
+  check_fn(f, "Item.apply", 1)
+  return new_item(lask.delayed(f, {name = "apply"})(self.delayed))
+end
+
+function Item:to_delayed() return self.delayed end
+function Item:key() return self.delayed:key() end
+
+-- ------------------------------------------------------------ reductions
+
+local per_partition = lask.delayed(function(f, part) return f(part) end,
+                                   {name = "bag-reduce-part"})
+local aggregate = lask.delayed(function(f, ...) return f({...}) end,
+                               {name = "bag-reduce-agg"})
+
+--- reduction(perpartition, aggregate [, {split_every = 8}]): perpartition
+-- maps each partition (a list) to a value; aggregate maps a list of those
+-- values to one, in a tree of fan-in split_every. Returns an Item.
+function methods:reduction(perpart, agg, opts)
+  check_fn(perpart, "bag.reduction", 1)
+  check_fn(agg, "bag.reduction", 2)
+  opts = check_opts(opts, {split_every = true}, "bag.reduction")
+  local every = opts.split_every or 8
+  if type(every) ~= "number" or every < 2 then
+    error("bag.reduction: split_every must be a number >= 2", 2)
+  end
+  local level = {}
+  for i, p in ipairs(self:to_delayed()) do level[i] = per_partition(perpart, p) end
+  repeat
+    local next_level = {}
+    for i = 1, #level, every do
+      next_level[#next_level + 1] = aggregate(agg, unpack(level, i,
+                                             math.min(i + every - 1, #level)))
+    end
+    level = next_level
+  until #level == 1
+  return new_item(level[1])
+end
+
+function ops.fold_list(binop, initial, has_initial, list)
+  local acc, start = initial, 1
+  if not has_initial then
+    if #list == 0 then return nil end
+    acc, start = list[1], 2
+  end
+  for i = start, #list do acc = binop(acc, list[i]) end
+  return acc
+end
+
+--- fold(binop [, combine [, initial]]): binop folds each partition
+-- (starting from initial, once per partition, as Dask does), combine folds
+-- the partition results (default: binop).
+function methods:fold(binop, combine, ...)
+  check_fn(binop, "bag.fold", 1)
+  if combine ~= nil then check_fn(combine, "bag.fold", 2) end
+  combine = combine or binop
+  local has_initial = select("#", ...) > 0
+  local initial = (...)
+  local fold_list = ops.fold_list
+  return self:reduction(function(part)
+    return {fold_list(binop, initial, has_initial, part), #part > 0}
+  end, function(results)
+    local vals = {}
+    for _, r in ipairs(results) do
+      if r[2] or has_initial then vals[#vals + 1] = r[1] end
+    end
+    return {fold_list(combine, nil, false, vals), #vals > 0}
+  end):apply(function(r) return r[1] end)
+end
+
+function ops.sum(list)
+  local s = 0
+  for i = 1, #list do s = s + list[i] end
+  return s
+end
+
+function methods:sum()
+  return self:reduction(ops.sum, ops.sum)
+end
+
+function methods:count()
+  return self:reduction(function(p) return #p end, ops.sum)
+end
+
+local function extreme(name, better)
+  return function(self)
+    return self:reduction(function(p)
+      local best
+      for i = 1, #p do
+        if best == nil or better(p[i], best) then best = p[i] end
+      end
+      return best
+    end, function(vals)
+      local best
+      for i = 1, #vals do
+        if vals[i] ~= nil and (best == nil or better(vals[i], best)) then
+          best = vals[i]
+        end
+      end
+      if best == nil then
+        error(("bag.%s: the bag is empty"):format(name), 0)
+      end
+      return best
+    end)
+  end
+end
+methods.min = extreme("min", function(a, b) return a < b end)
+methods.max = extreme("max", function(a, b) return a > b end)
+
+-- {count, sum, sum of squares} per partition, merged: mean, var, std.
+local function moments(self)
+  return self:reduction(function(p)
+    local n, s, s2 = #p, 0, 0
+    for i = 1, n do
+      local x = p[i]
+      s = s + x
+      s2 = s2 + x * x
+    end
+    return {n, s, s2}
+  end, function(vals)
+    local n, s, s2 = 0, 0, 0
+    for _, v in ipairs(vals) do
+      n, s, s2 = n + v[1], s + v[2], s2 + v[3]
+    end
+    return {n, s, s2}
+  end)
+end
+
+function methods:mean()
+  return moments(self):apply(function(m)
+    if m[1] == 0 then error("bag.mean: the bag is empty", 0) end
+    return m[2] / m[1]
+  end)
+end
+
+function methods:var(ddof)
+  ddof = ddof or 0
+  return moments(self):apply(function(m)
+    local n = m[1]
+    if n - ddof <= 0 then error("bag.var: not enough elements", 0) end
+    local mean = m[2] / n
+    return (m[3] - n * mean * mean) / (n - ddof)
+  end)
+end
+
+function methods:std(ddof)
+  return self:var(ddof):apply(math.sqrt)
+end
+
+function methods:any()
+  return self:reduction(function(p)
+    for i = 1, #p do if p[i] then return true end end
+    return false
+  end, function(v)
+    for i = 1, #v do if v[i] then return true end end
+    return false
+  end)
+end
+
+function methods:all()
+  return self:reduction(function(p)
+    for i = 1, #p do if not p[i] then return false end end
+    return true
+  end, function(v)
+    for i = 1, #v do if not v[i] then return false end end
+    return true
+  end)
+end
+
+-- --------------------------------------------- frequencies, topk, distinct
+
+local single = lask.delayed(function(x) return {x} end, {name = "bag-one"})
+
+-- A bag of one partition holding the value of Item 'item' (a list).
+local function item_bag(item)
+  return new_bag({item.delayed})
+end
+
+--- frequencies([sort]): a bag of {value, count} pairs; with sort, most
+-- frequent first.
+function methods:frequencies(sort)
+  local count_part = core.count_values or function(p)
+    local t = {}
+    for i = 1, #p do
+      local x = p[i]
+      t[x] = (t[x] or 0) + 1
+    end
+    return t
+  end
+  local item = self:reduction(count_part, function(tables)
+    local t = {}
+    for _, c in ipairs(tables) do
+      for k, n in pairs(c) do t[k] = (t[k] or 0) + n end
+    end
+    return t
+  end):apply(function(t)
+    local pairs_list = {}
+    for k, n in pairs(t) do pairs_list[#pairs_list + 1] = {k, n} end
+    if sort then
+      table.sort(pairs_list, function(a, b)
+        if a[2] ~= b[2] then return a[2] > b[2] end
+        return tostring(a[1]) < tostring(b[1])
+      end)
+    end
+    return pairs_list
+  end)
+  return item_bag(item)
+end
+
+-- key: nil (the element), a function, or an index into the element.
+local function key_fn(key)
+  if key == nil then return function(x) return x end end
+  if type(key) == "function" then return key end
+  return function(x) return x[key] end
+end
+
+--- topk(k [, key]): the k largest elements, largest first; key is a
+-- function or an index (topk(10, 2) ranks {word, count} pairs by count).
+function methods:topk(k, key)
+  if type(k) ~= "number" or k < 0 then
+    error("bag.topk: argument 1 must be a non-negative number", 2)
+  end
+  local kf = key_fn(key)
+  local function top(list)
+    local sorted = {}
+    for i = 1, #list do sorted[i] = list[i] end
+    table.sort(sorted, function(a, b) return kf(a) > kf(b) end)
+    local out = {}
+    for i = 1, math.min(k, #sorted) do out[i] = sorted[i] end
+    return out
+  end
+  local item = self:reduction(top, function(lists)
+    local all = {}
+    for _, l in ipairs(lists) do
+      for _, x in ipairs(l) do all[#all + 1] = x end
+    end
+    return top(all)
+  end)
+  return item_bag(item)
+end
+
+--- distinct([key]): one element per distinct value (or key), in first-seen
+-- order within partitions.
+function methods:distinct(key)
+  local kf = key_fn(key)
+  local function uniq(lists)
+    local seen, out = {}, {}
+    for _, l in ipairs(lists) do
+      for _, x in ipairs(l) do
+        local k = kf(x)
+        if not seen[k] then
+          seen[k] = true
+          out[#out + 1] = x
+        end
+      end
+    end
+    return out
+  end
+  return item_bag(self:reduction(function(p) return uniq({p}) end, uniq))
+end
+
+-- ---------------------------------------------------------- foldby, etc.
+
+--- foldby(key, binop, initial [, combine, combine_initial]): per key, fold
+-- the elements with binop from initial in each partition, then the
+-- partition results with combine from combine_initial. A bag of
+-- {key, value} pairs.
+function methods:foldby(key, binop, initial, combine, combine_initial)
+  local kf = key_fn(key)
+  check_fn(binop, "bag.foldby", 2)
+  combine = combine or binop
+  if combine_initial == nil then combine_initial = initial end
+  local item = self:reduction(function(p)
+    local acc = {}
+    for i = 1, #p do
+      local k = kf(p[i])
+      local cur = acc[k]
+      if cur == nil then cur = initial end
+      acc[k] = binop(cur, p[i])
+    end
+    return acc
+  end, function(tables)
+    local acc = {}
+    for _, t in ipairs(tables) do
+      for k, v in pairs(t) do
+        local cur = acc[k]
+        if cur == nil then cur = combine_initial end
+        acc[k] = combine(cur, v)
+      end
+    end
+    return acc
+  end):apply(function(t)
+    local out = {}
+    for k, v in pairs(t) do out[#out + 1] = {k, v} end
+    return out
+  end)
+  return item_bag(item)
+end
+
+-- A stable hash of a key, equal in every Lua state and interpreter.
+function ops.key_hash(k)
+  local t = type(k)
+  local s
+  if t == "string" then s = "s" .. k
+  elseif t == "number" then
+    s = (k == math.floor(k) and k >= -2^53 and k <= 2^53) and
+        ("i" .. string.format("%.0f", k)) or ("f" .. string.format("%.17g", k))
+  elseif t == "boolean" then s = k and "t" or "f"
+  else error("bag.groupby: keys must be strings, numbers or booleans, got " ..
+             t, 0) end
+  return tonumber(core.hash(s):sub(1, 8), 16)
+end
+
+local split_by_hash = lask.delayed(function(part, kf, n)
+  local buckets = {}
+  for j = 1, n do buckets[j] = {} end
+  local hash = require("lask.bag").ops.key_hash
+  for i = 1, #part do
+    local x = part[i]
+    local b = buckets[hash(kf(x)) % n + 1]
+    b[#b + 1] = x
+  end
+  return buckets
+end, {name = "bag-shuffle-split"})
+
+local gather_groups = lask.delayed(function(j, kf, ...)
+  local groups, order = {}, {}
+  for _, buckets in ipairs({...}) do
+    for _, x in ipairs(buckets[j]) do
+      local k = kf(x)
+      local g = groups[k]
+      if not g then
+        g = {}
+        groups[k] = g
+        order[#order + 1] = k
+      end
+      g[#g + 1] = x
+    end
+  end
+  local out = {}
+  for i, k in ipairs(order) do out[i] = {k, groups[k]} end
+  return out
+end, {name = "bag-shuffle-group"})
+
+--- groupby(key [, {npartitions = n}]): a bag of {key, list} pairs, built
+-- by a hash shuffle: each partition is split into n buckets by the key's
+-- hash, and output partition j groups bucket j of every input. No
+-- partition ever holds more than its own keys' groups.
+function methods:groupby(key, opts)
+  local kf = key_fn(key)
+  opts = check_opts(opts, {npartitions = true}, "bag.groupby")
+  local n = opts.npartitions or self.npartitions
+  local splits = {}
+  for i, p in ipairs(self:to_delayed()) do
+    splits[i] = split_by_hash(p, kf, n)
+  end
+  local parts = {}
+  for j = 1, n do parts[j] = gather_groups(j, kf, unpack(splits)) end
+  return new_bag(parts)
+end
+
+--- join(other_list, key_self, key_other): {other_element, self_element}
+-- for every pair with equal keys; other_list is held in memory.
+function methods:join(other, key_self, key_other)
+  if type(other) ~= "table" then
+    error("bag.join: argument 1 must be a list", 2)
+  end
+  local ks, ko = key_fn(key_self), key_fn(key_other or key_self)
+  local index = {}
+  for _, y in ipairs(other) do
+    local k = ko(y)
+    index[k] = index[k] or {}
+    table.insert(index[k], y)
+  end
+  return self:map_partitions(function(p)
+    local out = {}
+    for i = 1, #p do
+      local matches = index[ks(p[i])]
+      if matches then
+        for _, y in ipairs(matches) do out[#out + 1] = {y, p[i]} end
+      end
+    end
+    return out
+  end)
+end
+
+local zip_parts = lask.delayed(function(a, b)
+  if #a ~= #b then
+    error(("bag.zip: partitions of different lengths (%d and %d)"):format(
+      #a, #b), 0)
+  end
+  local out = {}
+  for i = 1, #a do out[i] = {a[i], b[i]} end
+  return out
+end, {name = "bag-zip"})
+
+--- zip(other): {a, b} pairs; both bags must have the same partitioning.
+function methods:zip(other)
+  if not bag.is_bag(other) or other.npartitions ~= self.npartitions then
+    error("bag.zip: argument 1 must be a Bag with the same partitions", 2)
+  end
+  local a, b = self:to_delayed(), other:to_delayed()
+  local parts = {}
+  for i = 1, #a do parts[i] = zip_parts(a[i], b[i]) end
+  return new_bag(parts)
+end
+
+local product_parts = lask.delayed(function(a, b)
+  local out = {}
+  for i = 1, #a do
+    for j = 1, #b do out[#out + 1] = {a[i], b[j]} end
+  end
+  return out
+end, {name = "bag-product"})
+
+--- product(other): every {a, b}; self.npartitions * other.npartitions
+-- partitions.
+function methods:product(other)
+  if not bag.is_bag(other) then
+    error("bag.product: argument 1 must be a Bag", 2)
+  end
+  local a, b = self:to_delayed(), other:to_delayed()
+  local parts = {}
+  for i = 1, #a do
+    for j = 1, #b do parts[#parts + 1] = product_parts(a[i], b[j]) end
+  end
+  return new_bag(parts)
+end
+
+local concat_parts = lask.delayed(function(...)
+  local out = {}
+  for _, p in ipairs({...}) do
+    for i = 1, #p do out[#out + 1] = p[i] end
+  end
+  return out
+end, {name = "bag-concat"})
+
+local slice_part = lask.delayed(function(p, k, n)
+  local size = math.ceil(#p / n)
+  local out = {}
+  for i = (k - 1) * size + 1, math.min(k * size, #p) do out[#out + 1] = p[i] end
+  return out
+end, {name = "bag-split"})
+
+--- repartition(n): n partitions, merging neighbours or splitting each.
+function methods:repartition(n)
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+    error("bag.repartition: argument 1 must be a positive integer", 2)
+  end
+  local parts, old = {}, self:to_delayed()
+  if n <= #old then
+    local per = math.ceil(#old / n)
+    for i = 1, #old, per do
+      parts[#parts + 1] = concat_parts(unpack(old, i, math.min(i + per - 1,
+                                                               #old)))
+    end
+  else
+    local each = math.ceil(n / #old)
+    for _, p in ipairs(old) do
+      for k = 1, each do
+        if #parts < n then parts[#parts + 1] = slice_part(p, k, each) end
+      end
+    end
+  end
+  return new_bag(parts)
+end
+
+local sample_part = lask.delayed(function(p, prob, seed)
+  -- Park-Miller, exact in doubles: the same sample on Lua 5.4 and LuaJIT.
+  local x = seed % 2147483646 + 1
+  local out = {}
+  for i = 1, #p do
+    x = (x * 16807) % 2147483647
+    if x / 2147483647 < prob then out[#out + 1] = p[i] end
+  end
+  return out
+end, {name = "bag-sample"})
+
+--- random_sample(p [, seed]): each element kept with probability p,
+-- deterministic for a seed.
+function methods:random_sample(prob, seed)
+  if type(prob) ~= "number" or prob < 0 or prob > 1 then
+    error("bag.random_sample: argument 1 must be a probability in [0, 1]", 2)
+  end
+  seed = seed or math.random(1, 2147483646)
+  local parts = {}
+  for i, p in ipairs(self:to_delayed()) do
+    parts[i] = sample_part(p, prob, seed * 7919 + i * 104729)
+  end
+  return new_bag(parts)
+end
+
+local accumulate_part = lask.delayed(function(binop, p, carry, has_carry)
+  local out, acc = {}, carry
+  for i = 1, #p do
+    if i == 1 and not has_carry then acc = p[1]
+    else acc = binop(acc, p[i]) end
+    out[i] = acc
+  end
+  return {out, acc, has_carry or #p > 0}
+end, {name = "bag-accumulate"})
+
+--- accumulate(binop [, initial]): running totals, in order across
+-- partitions.
+function methods:accumulate(binop, ...)
+  check_fn(binop, "bag.accumulate", 1)
+  local has_initial = select("#", ...) > 0
+  local carry = (...)
+  local parts = {}
+  local prev_acc, prev_has = carry, has_initial
+  for i, p in ipairs(self:to_delayed()) do
+    local r = accumulate_part(binop, p, prev_acc, prev_has)
+    parts[i] = r:get(1)
+    prev_acc, prev_has = r:get(2), r:get(3)
+  end
+  return new_bag(parts)
+end
+
+-- ------------------------------------------------------- results, output
+
+--- compute(opts): the whole bag as one Lua list.
+function methods:compute(opts)
+  local parts = self:to_delayed()
+  local lists = lask.compute(parts, opts or {})
+  local out = {}
+  for _, l in ipairs(lists) do
+    for i = 1, #l do out[#out + 1] = l[i] end
+  end
+  return out
+end
+
+--- take(n [, npartitions = 1]): computes at once; the first n elements
+-- of the first npartitions partitions (Dask's default: the first one).
+function methods:take(n, npartitions)
+  npartitions = npartitions or 1
+  if npartitions == -1 then npartitions = self.npartitions end
+  local parts = self:to_delayed()
+  local some = {}
+  for i = 1, math.min(npartitions, #parts) do some[i] = parts[i] end
+  local lists = lask.compute(some)
+  local out = {}
+  for _, l in ipairs(lists) do
+    for i = 1, #l do
+      if #out >= n then return out end
+      out[#out + 1] = l[i]
+    end
+  end
+  return out
+end
+
+return ops
