@@ -489,12 +489,11 @@ function methods:repartition(n)
       parts[#parts + 1] = concat_parts(unpack(old, i, math.min(i + per - 1,
                                                                #old)))
     end
-  else
-    local each = math.ceil(n / #old)
-    for _, p in ipairs(old) do
-      for k = 1, each do
-        if #parts < n then parts[#parts + 1] = slice_part(p, k, each) end
-      end
+  else -- split: partition i into base (+1 for the first extra) pieces
+    local base, extra = math.floor(n / #old), n % #old
+    for i, p in ipairs(old) do
+      local pieces = base + (i <= extra and 1 or 0)
+      for k = 1, pieces do parts[#parts + 1] = slice_part(p, k, pieces) end
     end
   end
   return new_bag(parts)

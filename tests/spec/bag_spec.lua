@@ -1,0 +1,208 @@
+-- Specs for lask.bag: every operation against a plain sequential Lua
+-- computation, with empty partitions and randomized inputs, on the sync
+-- and threads schedulers.
+local bag = require "lask.bag"
+local lask = require "lask"
+
+local function errmsg(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  return tostring(err)
+end
+
+local function sorted(list, key)
+  local copy = {}
+  for i, v in ipairs(list) do copy[i] = v end
+  table.sort(copy, key)
+  return copy
+end
+
+for _, sched in ipairs({"sync", "threads"}) do
+  describe("lask.bag on " .. sched, function()
+    setup(function() lask.config.set{scheduler = sched} end)
+    teardown(function() lask.config.reset() end)
+
+    it("partitions sequences as asked", function()
+      local b = bag.from_sequence({1, 2, 3, 4, 5}, {npartitions = 2})
+      assert.are.equal(2, b.npartitions)
+      assert.are.same({1, 2, 3, 4, 5}, b:compute())
+      assert.are.equal(5, bag.from_sequence({1, 2, 3, 4, 5},
+                                            {npartitions = 9}).npartitions)
+      assert.are.equal(3, bag.from_sequence({1, 2, 3, 4, 5},
+                                            {partition_size = 2}).npartitions)
+      local empty = bag.from_sequence({})
+      assert.are.equal(1, empty.npartitions)
+      assert.are.same({}, empty:compute())
+    end)
+
+    it("ranges inclusively, like a numeric for", function()
+      assert.are.same({1, 2, 3}, bag.range(3):compute())
+      assert.are.same({2, 4, 6}, bag.range(2, 6, 2):compute())
+      assert.are.same({5, 4, 3}, bag.range(5, 3, -1):compute())
+      assert.are.same({}, bag.range(0):compute())
+      local b = bag.range(1000, {npartitions = 7})
+      assert.are.equal(7, b.npartitions)
+      assert.are.equal(500500, b:sum():compute())
+    end)
+
+    it("maps, filters, removes, flattens and plucks in one pass", function()
+      local b = bag.from_sequence({{1, 2}, {3}, {}, {4, 5, 6}}, {npartitions = 3})
+      local out = b:flatten():map(function(x, k) return x * k end, 10)
+                   :filter(function(x) return x > 10 end)
+                   :remove(function(x) return x == 40 end):compute()
+      assert.are.same({20, 30, 50, 60}, out)
+      local recs = bag.from_sequence({{name = "a"}, {name = "b"}, {}})
+      assert.are.same({"a", "b", "none"}, recs:pluck("name", "none"):compute())
+      assert.matches("has no key 'name'", errmsg(function()
+        return recs:pluck("name"):compute()
+      end))
+    end)
+
+    it("maps with other bags, Delayed values and plain extras", function()
+      local a = bag.range(6, {npartitions = 2})
+      local b = bag.range(11, 16, 1, {npartitions = 2})
+      local k = lask.delayed(100)
+      assert.are.same({112, 114, 116, 118, 120, 122},
+        a:map(function(x, y, z) return x + y + z end, b, k):compute())
+      assert.matches("has 3 partitions, this bag has 2", errmsg(function()
+        return a:map(function(x, y) return x + y end,
+                     bag.range(6, {npartitions = 3}))
+      end))
+    end)
+
+    it("reduces: sum count min max mean var std any all", function()
+      local b = bag.from_sequence({3, 1, 4, 1, 5, 9, 2, 6}, {npartitions = 3})
+      assert.are.equal(31, b:sum():compute())
+      assert.are.equal(8, b:count():compute())
+      assert.are.equal(1, b:min():compute())
+      assert.are.equal(9, b:max():compute())
+      assert.are.equal(31 / 8, b:mean():compute())
+      local m = 31 / 8
+      local v = 0
+      for _, x in ipairs({3, 1, 4, 1, 5, 9, 2, 6}) do v = v + (x - m) ^ 2 end
+      assert.is_true(math.abs(b:var():compute() - v / 8) < 1e-12)
+      assert.is_true(math.abs(b:std(1):compute() - math.sqrt(v / 7)) < 1e-12)
+      assert.is_true(b:map(function(x) return x > 8 end):any():compute())
+      assert.is_false(b:map(function(x) return x > 1 end):all():compute())
+    end)
+
+    it("reduces empty bags: sum and count 0, min and max raise", function()
+      local e = bag.from_sequence({})
+      assert.are.equal(0, e:sum():compute())
+      assert.are.equal(0, e:count():compute())
+      assert.matches("the bag is empty", errmsg(function()
+        return e:min():compute()
+      end))
+      assert.matches("the bag is empty", errmsg(function()
+        return e:max():compute()
+      end))
+    end)
+
+    it("folds with initial once per partition, as Dask does", function()
+      local b = bag.range(6, {npartitions = 3})
+      local add = function(a, x) return a + x end
+      assert.are.equal(21, b:fold(add):compute())
+      assert.are.equal(21 + 3 * 100, b:fold(add, add, 100):compute())
+    end)
+
+    it("applies functions to items", function()
+      assert.are.equal(42, bag.range(6):sum():apply(function(s) return s * 2 end)
+                       :compute())
+    end)
+
+    it("counts frequencies and finds the top k", function()
+      local words = {"b", "a", "c", "a", "b", "a"}
+      local f = bag.from_sequence(words, {npartitions = 3}):frequencies(true)
+      assert.are.same({{"a", 3}, {"b", 2}, {"c", 1}}, f:compute())
+      assert.are.same({{"a", 3}, {"b", 2}}, f:topk(2, 2):compute())
+      assert.are.same({9, 7}, bag.from_sequence({3, 9, 1, 7}):topk(2):compute())
+      local neg = function(x) return -x end
+      assert.are.same({1, 3}, bag.from_sequence({3, 9, 1, 7}):topk(2, neg):compute())
+    end)
+
+    it("finds distinct elements, by key too", function()
+      local b = bag.from_sequence({1, 2, 1, 3, 2}, {npartitions = 2})
+      assert.are.same({1, 2, 3}, sorted(b:distinct():compute()))
+      local s = bag.from_sequence({"ab", "ac", "b"}):distinct(function(x)
+        return x:sub(1, 1)
+      end)
+      assert.are.equal(2, #s:compute())
+    end)
+
+    it("folds by key and groups by key with a shuffle", function()
+      local b = bag.range(20, {npartitions = 4})
+      local sums = {}
+      for _, kv in ipairs(b:foldby(function(x) return x % 3 end,
+                                   function(a, x) return a + x end, 0):compute()) do
+        sums[kv[1]] = kv[2]
+      end
+      assert.are.same({[0] = 63, [1] = 70, [2] = 77}, sums)
+      local g = b:groupby(function(x) return x % 3 end, {npartitions = 2})
+      assert.are.equal(2, g.npartitions)
+      local groups = {}
+      for _, kv in ipairs(g:compute()) do groups[kv[1]] = sorted(kv[2]) end
+      assert.are.same({3, 6, 9, 12, 15, 18}, groups[0])
+      assert.are.same({1, 4, 7, 10, 13, 16, 19}, groups[1])
+    end)
+
+    it("joins, zips and makes products", function()
+      local b = bag.from_sequence({{1, "x"}, {2, "y"}, {3, "z"}})
+      local other = {{1, "one"}, {3, "three"}, {3, "drei"}}
+      local joined = b:join(other, 1, 1):compute()
+      assert.are.equal(3, #joined)
+      local a = bag.range(4, {npartitions = 2})
+      assert.are.same({{1, 1}, {2, 4}, {3, 9}, {4, 16}},
+                      a:zip(a:map(function(x) return x * x end)):compute())
+      local p = bag.range(2):product(bag.from_sequence({"a", "b"}))
+      assert.are.same({{1, "a"}, {1, "b"}, {2, "a"}, {2, "b"}}, p:compute())
+    end)
+
+    it("repartitions, samples deterministically and accumulates", function()
+      local b = bag.range(10, {npartitions = 5})
+      assert.are.equal(2, b:repartition(2).npartitions)
+      assert.are.same(b:compute(), b:repartition(2):compute())
+      assert.are.same(b:compute(), b:repartition(8):compute())
+      assert.are.equal(8, b:repartition(8).npartitions)
+      assert.are.equal(13, b:repartition(13).npartitions)
+      assert.are.same(b:compute(), b:repartition(13):compute())
+      local s1 = b:random_sample(0.5, 42):compute()
+      assert.are.same(s1, b:random_sample(0.5, 42):compute())
+      assert.are.same({1, 3, 6, 10, 15, 21, 28, 36, 45, 55},
+        b:accumulate(function(a, x) return a + x end):compute())
+      assert.are.same({1}, b:take(1))
+      assert.are.same({1, 2}, b:take(5)) -- the first partition only
+      assert.are.same({1, 2, 3, 4, 5}, b:take(5, 3))
+    end)
+
+    it("agrees with a sequential computation on random input", function()
+      math.randomseed(99)
+      for _ = 1, 10 do
+        local list = {}
+        for i = 1, math.random(0, 300) do list[i] = math.random(-50, 50) end
+        local b = bag.from_sequence(list, {npartitions = math.random(1, 9)})
+        local sq, evens, total = {}, 0, 0
+        for _, x in ipairs(list) do
+          if x % 2 == 0 then
+            evens = evens + 1
+            total = total + x * x
+            sq[#sq + 1] = x * x
+          end
+        end
+        local pipeline = b:filter(function(x) return x % 2 == 0 end)
+                          :map(function(x) return x * x end)
+        assert.are.same(sq, pipeline:compute())
+        assert.are.equal(total, pipeline:sum():compute())
+        assert.are.equal(evens, pipeline:count():compute())
+      end
+    end)
+
+    it("rejects bad arguments, naming the method", function()
+      local b = bag.range(3)
+      assert.matches("bag.map: argument 1 must be callable", errmsg(b.map, b, 5))
+      assert.matches("unknown option 'npartition'", errmsg(bag.range, 3,
+                                                           {npartition = 2}))
+      assert.matches("bag.from_sequence: argument 1 must be a list",
+                     errmsg(bag.from_sequence, 5))
+    end)
+  end)
+end
