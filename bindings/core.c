@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "state.h"
+#include "strings.h"
 #include "value.h"
 
 #define CTX_MT "lask.context"
@@ -382,6 +383,7 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   luaL_setfuncs(L, core_funcs, 1);
+  lask__strings_register(L);
   lua_pushstring(L, LASK_VERSION_STRING);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, LASK_FLAVOUR_NAME);

@@ -312,6 +312,17 @@ function methods:remove(pred)
 end
 
 function methods:flatten()
+  local last = self.steps[#self.steps]
+  if last and last[1] == "list" and last[2] == core.str_split then
+    -- str:split():flatten() runs as one C pass
+    local steps = {}
+    for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
+    steps[#steps + 1] = {"list", core.str_split_flat, last[3], n = last.n}
+    return new_bag(self.parts, steps)
+  end
+  if last and last[1] == "list" then -- after a C step, flatten in C too
+    return with_step(self, {"list", core.flatten_list, n = 2})
+  end
   return with_step(self, {"flatten", n = 1})
 end
 
@@ -332,6 +343,42 @@ function methods:map_partitions(f, ...)
   local step = {"list", f, n = select("#", ...) + 2}
   for i = 1, select("#", ...) do step[i + 2] = select(i, ...) end
   return with_step(self, step)
+end
+
+-- ------------------------------------------------------ string accessor
+
+--- b.str: string methods run per partition in C (lask.core's str_*), with
+-- no Lua call per element.
+local StrAccessor = {}
+StrAccessor.__index = StrAccessor
+bag.StrAccessor = StrAccessor
+
+local function str_step(name, nargs)
+  return function(self, ...)
+    local step = {"list", core["str_" .. name], n = 2 + nargs}
+    for i = 1, nargs do step[2 + i] = (select(i, ...)) end
+    return with_step(self.bag, step)
+  end
+end
+--- split([sep]): lists of pieces (whitespace runs by default).
+StrAccessor.split = str_step("split", 1)
+StrAccessor.lower = str_step("lower", 0)
+StrAccessor.upper = str_step("upper", 0)
+StrAccessor.strip = str_step("strip", 0)
+StrAccessor.len = str_step("len", 0)
+--- match(pattern): the first capture (or match) per string, nil if none.
+function StrAccessor:match(pattern)
+  if type(pattern) ~= "string" then
+    error("bag.str.match: argument 1 must be a Lua pattern string", 2)
+  end
+  return with_step(self.bag, {"list", core.str_match, pattern, n = 3})
+end
+--- gsub(pattern, repl): string.gsub per string (the first result).
+function StrAccessor:gsub(pattern, repl)
+  if type(pattern) ~= "string" then
+    error("bag.str.gsub: argument 1 must be a Lua pattern string", 2)
+  end
+  return with_step(self.bag, {"list", core.str_gsub, pattern, repl, n = 4})
 end
 
 bag.Bag = Bag
