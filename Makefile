@@ -53,7 +53,7 @@ endif
 ifdef LIBUV_INCDIR
   LUA_CFLAGS += -I$(LIBUV_INCDIR)
 endif
-LIBS := $(UV_LIBS) -lpthread -lm -ldl
+LIBS := $(UV_LIBS) -lz -lpthread -lm -ldl
 
 # Install locations (luarocks passes its own).
 PREFIX ?= /usr/local

@@ -22,6 +22,7 @@ dependencies = {
 }
 external_dependencies = {
   LIBUV = { header = "uv.h" },
+  ZLIB = { header = "zlib.h" },
 }
 build = {
   type = "make",

@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "state.h"
 #include "strings.h"
+#include "textio.h"
 #include "value.h"
 
 #define CTX_MT "lask.context"
@@ -384,6 +385,7 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   lua_setmetatable(L, -2);
   luaL_setfuncs(L, core_funcs, 1);
   lask__strings_register(L);
+  lask__textio_register(L);
   lua_pushstring(L, LASK_VERSION_STRING);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, LASK_FLAVOUR_NAME);

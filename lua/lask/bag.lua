@@ -237,6 +237,103 @@ function bag.concat(bags)
   return new_bag(parts)
 end
 
+-- Parses "64MB", "1GiB", "512kB", 1e6 ... into bytes.
+local function parse_bytes(v, who)
+  if type(v) == "number" and v > 0 then return math.floor(v) end
+  if type(v) == "string" then
+    local num, unit = v:match("^%s*([%d%.]+)%s*(%a*)%s*$")
+    local mult = ({[""] = 1, B = 1, kB = 1e3, KB = 1e3, MB = 1e6, GB = 1e9,
+                   KiB = 1024, MiB = 1024 ^ 2, GiB = 1024 ^ 3})[unit or ""]
+    if num and tonumber(num) and mult then
+      return math.floor(tonumber(num) * mult)
+    end
+  end
+  error(("%s: cannot read '%s' as a number of bytes (try \"64MB\")"):format(
+    who, tostring(v)), 3)
+end
+bag.parse_bytes = parse_bytes
+
+local read_block = lask.delayed(core.read_block, {name = "read-text"})
+local read_gzip = lask.delayed(core.read_gzip, {name = "read-gzip"})
+
+--- read_text(path | glob | list [, {blocksize = "64MB"}]): a bag of the
+-- lines of text files, each line with its "\n" (a "\r" before it is
+-- kept as data; a last line without one is kept as it is). Files are
+-- split into blocks of about blocksize bytes on line boundaries (no line is
+-- lost or read twice); blocksize = false keeps one partition per file.
+-- Gzip files (.gz) are read whole.
+function bag.read_text(paths, opts)
+  opts = check_opts(opts, {blocksize = true, encoding = true,
+                           linedelimiter = true}, "bag.read_text")
+  if opts.linedelimiter ~= nil and opts.linedelimiter ~= "\n" then
+    error("bag.read_text: only linedelimiter \"\\n\" is supported", 2)
+  end
+  if opts.encoding ~= nil and not tostring(opts.encoding):lower():match(
+       "^utf%-?8$") and opts.encoding ~= "binary" then
+    error("bag.read_text: lines are read as bytes; encoding must be " ..
+          "\"utf-8\" or \"binary\"", 2)
+  end
+  local list = paths
+  if type(paths) == "string" then
+    if paths:find("[%*%?%[]") then
+      list = core.glob(paths)
+      if #list == 0 then
+        error(("bag.read_text: no file matches '%s'"):format(paths), 2)
+      end
+    else
+      list = {paths}
+    end
+  elseif type(paths) ~= "table" then
+    error("bag.read_text: argument 1 must be a path, a glob or a list", 2)
+  end
+  local blocksize = opts.blocksize == nil and 64e6 or opts.blocksize
+  if blocksize then blocksize = parse_bytes(blocksize, "bag.read_text") end
+  local parts = {}
+  for _, path in ipairs(list) do
+    local size = core.file_size(path) -- raises, naming a missing file
+    if path:match("%.gz$") then
+      parts[#parts + 1] = read_gzip(path)
+    elseif not blocksize or size <= blocksize then
+      parts[#parts + 1] = read_block(path, 0, math.max(size, 1))
+    else
+      for start = 0, size - 1, blocksize do
+        parts[#parts + 1] = read_block(path, start, blocksize)
+      end
+    end
+  end
+  if #parts == 0 then parts[1] = lask.delayed({}) end
+  return new_bag(parts)
+end
+
+local write_part = lask.delayed(function(part, path)
+  local f, err = io.open(path, "wb")
+  if not f then error("bag.to_textfiles: " .. err, 0) end
+  for i = 1, #part do
+    local s = tostring(part[i])
+    f:write(s)
+    if s:sub(-1) ~= "\n" then f:write("\n") end
+  end
+  f:close()
+  return path
+end, {name = "to-textfiles"})
+
+--- to_textfiles("out/*.txt"): writes each partition to a file, "*"
+-- replaced by the partition number (1-based); each element on its own
+-- line (a "\n" is added unless it ends with one). Directories are
+-- created. Computes at once; returns the list of paths.
+function methods:to_textfiles(pattern, opts)
+  if type(pattern) ~= "string" or not pattern:find("*", 1, true) then
+    error("bag.to_textfiles: argument 1 must be a path with a '*'", 2)
+  end
+  local dir = pattern:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then core.mkdirs(dir) end
+  local tasks = {}
+  for i, p in ipairs(self:to_delayed()) do
+    tasks[i] = write_part(p, (pattern:gsub("%*", tostring(i))))
+  end
+  return lask.compute(tasks, opts or {})
+end
+
 -- ------------------------------------------------------- element-wise ops
 
 --- map(f, ...): f(x, ...) per element. Extra arguments that are plain

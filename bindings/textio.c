@@ -1,0 +1,218 @@
+/*
+** textio.c: reading text files for bags, by blocks of lines, and writing
+** partitions as text files.
+**
+** A block is a byte range [start, start + size) of a file. It owns every
+** line that starts inside it: a block that does not start the file skips
+** the partial line it starts in (the previous block owns it), and reads
+** past its end to finish its last line. So every line belongs to exactly
+** one block, whatever the block size. Lines keep their terminator ("\n",
+** and a "\r" before it is data), as Dask's read_text does; a last line
+** without one is kept as it is. Gzip files are read whole through zlib.
+*/
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "textio.h"
+#include "value.h"
+
+#define CHUNK (1u << 16)
+
+/* Raises "lask: <what> <path>: <strerror(errno)>". */
+static int io_fail(lua_State *L, const char *what, const char *path) {
+  return lask__fail(L, "lask: %s %s: %s", what, path, strerror(errno));
+}
+
+/* A FILE* in a userdata whose __gc closes it, so an error mid-read does not
+** leak the descriptor. */
+static int file_gc(lua_State *L) {
+  FILE **f = lua_touserdata(L, 1);
+  if (*f != NULL) fclose(*f);
+  *f = NULL;
+  return 0;
+}
+
+static FILE **open_boxed(lua_State *L, const char *path, const char *mode) {
+  FILE **f = lua_newuserdatauv(L, sizeof *f, 0);
+  *f = NULL;
+  lua_newtable(L);
+  lua_pushcfunction(L, file_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  *f = fopen(path, mode);
+  if (*f == NULL) io_fail(L, "cannot open", path);
+  return f;
+}
+
+/* read_block(path, start, size) -> the list of lines the block owns. */
+static int l_read_block(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer start = luaL_checkinteger(L, 2);
+  lua_Integer size = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, start >= 0, 2, "negative offset");
+  luaL_argcheck(L, size > 0, 3, "block size must be positive");
+  FILE **f = open_boxed(L, path, "rb");
+  long first = (long)start;
+  if (start > 0) first--; /* look at the byte before: was it a '\n'? */
+  if (fseek(*f, first, SEEK_SET) != 0) io_fail(L, "cannot seek in", path);
+  char *buf = lua_newuserdatauv(L, CHUNK, 0);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  lua_Integer k = 0;
+  luaL_Buffer carry; /* the unfinished line across chunks */
+  luaL_buffinit(L, &carry);
+  long pos = first;         /* file offset of buf[0] */
+  int skipping = start > 0; /* still in the previous block's line */
+  int carrying = 0;         /* 'carry' holds the start of a line */
+  int done = 0;
+  while (!done) {
+    size_t n = fread(buf, 1, CHUNK, *f);
+    if (n == 0) {
+      if (ferror(*f)) io_fail(L, "cannot read", path);
+      break;
+    }
+    const char *p = buf;
+    size_t len = n;
+    if (skipping) {
+      const char *nl = memchr(p, '\n', len);
+      if (nl == NULL) {
+        pos += (long)n;
+        continue;
+      }
+      len -= (size_t)(nl + 1 - p);
+      pos += (long)(nl + 1 - p);
+      p = nl + 1;
+      skipping = 0;
+    }
+    /* Lines starting at or after start + size belong to the next block. */
+    const char *stop = p + len;
+    long block_end = (long)(start + size);
+    if (pos >= block_end && !carrying) break;
+    while (p < stop) {
+      const char *nl = memchr(p, '\n', (size_t)(stop - p));
+      const char *line_end = nl ? nl + 1 : stop;
+      luaL_addlstring(&carry, p, (size_t)(line_end - p));
+      carrying = 1;
+      if (nl == NULL) break; /* continues in the next chunk */
+      luaL_pushresult(&carry);
+      lua_rawseti(L, out, ++k);
+      luaL_buffinit(L, &carry);
+      carrying = 0;
+      pos += (long)(line_end - p);
+      p = line_end;
+      if (pos >= block_end) {
+        done = 1;
+        break;
+      }
+    }
+    if (!done) pos += (long)(stop - p);
+  }
+  luaL_pushresult(&carry);
+  if (lua_rawlen(L, -1) > 0) { /* a last line with no '\n' */
+    lua_rawseti(L, out, ++k);
+  } else {
+    lua_pop(L, 1);
+  }
+  fclose(*f);
+  *f = NULL;
+  lua_pushvalue(L, out);
+  return 1;
+}
+
+/* read_gzip(path) -> the list of lines of a whole gzip file. */
+static int l_read_gzip(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  gzFile gz = gzopen(path, "rb");
+  if (gz == NULL) io_fail(L, "cannot open", path);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  lua_Integer k = 0;
+  luaL_Buffer carry;
+  luaL_buffinit(L, &carry);
+  char *buf = malloc(CHUNK);
+  int n = 0, bad = buf == NULL;
+  while (!bad && (n = gzread(gz, buf, CHUNK)) > 0) {
+    const char *p = buf, *stop = buf + n;
+    while (p < stop) {
+      const char *nl = memchr(p, '\n', (size_t)(stop - p));
+      const char *line_end = nl ? nl + 1 : stop;
+      luaL_addlstring(&carry, p, (size_t)(line_end - p));
+      if (nl == NULL) break;
+      luaL_pushresult(&carry);
+      lua_rawseti(L, out, ++k);
+      luaL_buffinit(L, &carry);
+      p = line_end;
+    }
+  }
+  int errnum = 0;
+  const char *msg = n < 0 ? gzerror(gz, &errnum) : NULL;
+  free(buf);
+  gzclose(gz);
+  if (bad) return lask__fail(L, "lask: out of memory reading %s", path);
+  if (n < 0) return lask__fail(L, "lask: cannot read %s: %s", path, msg);
+  luaL_pushresult(&carry);
+  if (lua_rawlen(L, -1) > 0) lua_rawseti(L, out, ++k);
+  else lua_pop(L, 1);
+  return 1;
+}
+
+/* file_size(path) -> bytes. */
+static int l_file_size(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return io_fail(L, "cannot read", path);
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  return 1;
+}
+
+/* glob(pattern) -> sorted list of matching paths (empty if none). */
+static int l_glob(lua_State *L) {
+  const char *pat = luaL_checkstring(L, 1);
+  glob_t g;
+  int rc = glob(pat, 0, NULL, &g);
+  lua_newtable(L);
+  if (rc == 0) {
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+      lua_pushstring(L, g.gl_pathv[i]);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  if (rc == 0 || rc == GLOB_NOMATCH) globfree(&g);
+  return 1;
+}
+
+/* mkdirs(path): makes the directory and its parents (like mkdir -p). */
+static int l_mkdirs(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checklstring(L, 1, &n);
+  char *p = lua_newuserdatauv(L, n + 1, 0);
+  memcpy(p, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    char c = p[i];
+    p[i] = '\0';
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+      return io_fail(L, "cannot create directory", p);
+    }
+    p[i] = c;
+  }
+  return 0;
+}
+
+static const luaL_Reg textio_funcs[] = {
+  {"read_block", l_read_block},
+  {"read_gzip", l_read_gzip},
+  {"file_size", l_file_size},
+  {"glob", l_glob},
+  {"mkdirs", l_mkdirs},
+  {NULL, NULL}
+};
+
+void lask__textio_register(lua_State *L) {
+  luaL_setfuncs(L, textio_funcs, 0);
+}
