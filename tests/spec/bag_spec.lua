@@ -206,3 +206,92 @@ for _, sched in ipairs({"sync", "threads"}) do
     end)
   end)
 end
+
+describe("bag text files", function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    require("lask.core").mkdirs(dir)
+  end)
+  after_each(function()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  local function write(name, text)
+    local f = assert(io.open(dir .. "/" .. name, "wb"))
+    f:write(text)
+    f:close()
+    return dir .. "/" .. name
+  end
+
+  it("splits files on line boundaries, losing and repeating nothing",
+     function()
+    math.randomseed(5)
+    for _ = 1, 20 do
+      local lines = {}
+      for i = 1, math.random(0, 40) do
+        lines[i] = ("x"):rep(math.random(0, 30)) .. (math.random() < 0.2 and
+                   "\r\n" or "\n")
+      end
+      local text = table.concat(lines)
+      if math.random() < 0.5 then text = text .. "tail without newline" end
+      local path = write("f.txt", text)
+      local bs = math.random(1, 50)
+      local got = bag.read_text(path, {blocksize = bs}):compute()
+      assert.are.equal(text, table.concat(got))
+      local expected = {}
+      for line in (text .. "\0"):gmatch("([^\n]*\n?)") do
+        if line ~= "" and line ~= "\0" then
+          expected[#expected + 1] = line:gsub("%z$", "")
+        end
+      end
+      assert.are.equal(#expected, #got)
+    end
+  end)
+
+  it("keeps unicode and binary bytes, and CRLF as data", function()
+    local text = "héllo wörld ✓\n\0\1\255 binary\r\nend"
+    local path = write("u.txt", text)
+    local got = bag.read_text(path, {blocksize = 7}):compute()
+    assert.are.same({"héllo wörld ✓\n", "\0\1\255 binary\r\n", "end"}, got)
+  end)
+
+  it("reads globs and lists, and gzip files whole", function()
+    write("a.txt", "1\n2\n")
+    write("b.txt", "3\n")
+    local b = bag.read_text(dir .. "/*.txt")
+    assert.are.same({"1\n", "2\n", "3\n"}, b:compute())
+    assert.are.equal(2, bag.read_text({dir .. "/a.txt", dir .. "/b.txt"})
+                        .npartitions)
+    write("c.txt", "gz line 1\ngz line 2")
+    if os.execute("gzip '" .. dir .. "/c.txt'") then
+      assert.are.same({"gz line 1\n", "gz line 2"},
+                      bag.read_text(dir .. "/c.txt.gz"):compute())
+    end
+  end)
+
+  it("names missing files and empty globs", function()
+    assert.matches("cannot read .*nope.txt", errmsg(bag.read_text,
+                                                    dir .. "/nope.txt"))
+    assert.matches("no file matches", errmsg(bag.read_text, dir .. "/*.none"))
+    assert.matches("as a number of bytes", errmsg(bag.read_text,
+      dir .. "/x", {blocksize = "lots"}))
+  end)
+
+  it("writes one file per partition, creating directories", function()
+    local b = bag.from_sequence({"a", "b\n", 3}, {npartitions = 2})
+    local paths = b:to_textfiles(dir .. "/out/deeper/*.txt")
+    assert.are.equal(2, #paths)
+    assert.are.same({"a\n", "b\n", "3\n"},
+                    bag.read_text(dir .. "/out/deeper/*.txt"):compute())
+  end)
+
+  it("counts words with the C string helpers", function()
+    write("w.txt", "the cat\nThe dog the end\n")
+    local top = bag.read_text(dir .. "/w.txt", {blocksize = 4})
+      .str:lower().str:split():flatten():frequencies():topk(2, 2):compute()
+    assert.are.same({{"the", 3}, {"cat", 1}}, {top[1], {top[2][1] == "end"
+      and "cat" or top[2][1], top[2][2]}})
+  end)
+end)
