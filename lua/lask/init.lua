@@ -196,6 +196,12 @@ function lask.get(g, keys, opts)
   return values[1]
 end
 
+-- Quotes 's' for /bin/sh: single quotes, each ' written as '\''. (Lua's %q
+-- is not shell quoting: "$(...)" would still run.)
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
 --- Draws the graph behind Delayed `x` (or a list of them) with Graphviz;
 -- the file's extension picks the format (svg, png, pdf, dot).
 function lask.visualize(x, filename)
@@ -216,7 +222,8 @@ function lask.visualize(x, filename)
   local f = assert(io.open(tmp, "w"))
   f:write(text)
   f:close()
-  local cmd = ("dot -T%s -o %q %q 2>&1"):format(fmt, filename, tmp)
+  local cmd = ("dot -T%s -o %s %s 2>&1"):format(fmt, shell_quote(filename),
+                                                 shell_quote(tmp))
   local p = io.popen(cmd)
   local out = p:read("*a")
   local ok, _, code = p:close()

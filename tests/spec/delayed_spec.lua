@@ -386,6 +386,20 @@ describe("lask.visualize", function()
     assert.matches("->", text, 1, true)
   end)
 
+  it("passes file names to the shell quoted: no command runs", function()
+    if SANITIZED then
+      pending("dot fails with the TSan runtime preloaded")
+      return
+    end
+    local marker = os.tmpname()
+    os.remove(marker)
+    local name = os.tmpname() .. "$(touch " .. marker .. ")'`touch " ..
+                 marker .. "`'.svg"
+    pcall(lask.visualize, add(inc(1), inc(2)), name)
+    assert.is_nil(io.open(marker), "a command in the file name ran")
+    os.remove(name)
+  end)
+
   it("renders svg with dot, or says how to get it", function()
     if SANITIZED then
       pending("dot fails with the TSan runtime preloaded")
