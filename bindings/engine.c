@@ -119,17 +119,15 @@ static void install_interrupt(void) {
 ** Executor side (runs on executor threads)
 ** ---------------------------------------------------------------------- */
 
-/* Registry slots of an executor state: vals (unit -> value), remote (unit
-** -> decoded published value), funcs (fid -> function). */
-static const char key_vals = 0, key_remote = 0, key_funcs = 0, key_nil = 0;
+/* Registry slots of an executor state: vals (unit -> value held here) and
+** funcs (fid -> function); key_nil marks a nil value in vals. */
+static const char key_vals = 0, key_funcs = 0, key_nil = 0;
 
 /* Makes the per-run tables; 'nunits' sizes the values table so that it
 ** never rehashes while the run stores into it. */
 static void reset_tables(lua_State *L, uint32_t nunits) {
   lua_createtable(L, (int)(nunits < (1u << 26) ? nunits : 0), 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_vals);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &key_remote);
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &key_funcs);
 }
@@ -148,7 +146,7 @@ struct running {
   struct executor *ex;
   struct run *run;
   uint32_t unit;
-  int vals, remote;
+  int vals;
   int prev;        /* stack index of the previous member's result, or 0 */
   uint32_t prev_task;
 };
@@ -165,20 +163,12 @@ static void push_dep(lua_State *L, void *ud, uint64_t task) {
   uint32_t u = p->unit_of[task];
   lua_rawgeti(L, r->vals, (lua_Integer)u + 1);
   if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_rawgeti(L, r->remote, (lua_Integer)u + 1);
-  }
-  if (lua_isnil(L, -1)) { /* published by another executor: decode it */
+    /* Published by another executor: decoded for this unit only and not
+    ** kept, so that releasing it there frees it everywhere. */
     lua_pop(L, 1);
     struct lask_wbuf *b = &r->run->pub[u];
     if (b->p == NULL) luaL_error(L, "lask: input of a task is missing");
     lask__value_decode_items(L, b->p, b->len, 1, NULL);
-    if (lua_isnil(L, -1)) {
-      lua_pushlightuserdata(L, (void *)&key_nil);
-    } else {
-      lua_pushvalue(L, -1);
-    }
-    lua_rawseti(L, r->remote, (lua_Integer)u + 1);
     return;
   }
   if (lua_islightuserdata(L, -1) && lua_touserdata(L, -1) == &key_nil) {
@@ -255,8 +245,6 @@ static int run_unit_protected(lua_State *L) {
   lua_settop(L, 0);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
   r->vals = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_remote);
-  r->remote = lua_gettop(L);
   r->prev = 0;
   for (uint32_t m = p->mem_off[r->unit]; m < p->mem_off[r->unit + 1]; m++) {
     uint32_t task = p->members[m];
@@ -331,7 +319,7 @@ static char *result_error(lua_State *L, struct run *run, uint32_t u) {
 static void do_run(struct executor *ex, struct run *run, uint32_t u,
                    struct report *rep) {
   lua_State *L = ex->L;
-  struct running r = {ex, run, u, 0, 0, 0, 0};
+  struct running r = {ex, run, u, 0, 0, 0};
   if (run->t_start) run->t_start[u] = uv_hrtime();
   rep->unit = u;
   rep->err = NULL;
@@ -405,6 +393,8 @@ static void wake_up(struct pool *pool) {
   }
 }
 
+static void cancel_run(struct pool *pool, int except);
+
 /* Records a batch of reports in the state machine. Caller holds the lock. */
 static void apply_reports(struct executor *ex, struct run *run,
                           struct report *reps, int n) {
@@ -412,20 +402,42 @@ static void apply_reports(struct executor *ex, struct run *run,
     struct report *rep = &reps[i];
     uint32_t u = rep->unit;
     if (rep->kind == 1) {
-      if (run->err == NULL) run->err = rep->err;
-      else free(rep->err);
+      if (run->err == NULL) {
+        run->err = rep->err;
+        cancel_run(ex->pool, ex->id);
+      } else {
+        free(rep->err);
+      }
       lask__sched_erred(run->s, u);
       continue;
     }
+    /* Published before finished: finishing places consumers, which must
+    ** see the bytes already there. A buffer once set is never replaced
+    ** while the run lasts: another executor may be decoding it. */
     if (rep->pub.p != NULL) {
-      lask__wbuf_close(&run->pub[u]);
-      run->pub[u] = rep->pub;
+      if (run->pub[u].p == NULL) {
+        run->pub[u] = rep->pub;
+        lask__sched_published(run->s, u);
+      } else {
+        lask__wbuf_close(&rep->pub);
+      }
     }
     if (rep->kind == 0) {
       run->ndone++;
       lask__sched_finished(run->s, ex->id, u, rep->nbytes);
     }
-    if (rep->pub.p != NULL) lask__sched_published(run->s, u);
+  }
+}
+
+/* On the first task error the whole run is cancelled, as on SIGINT, so
+** that compute() raises without waiting for unrelated running tasks.
+** Caller holds pool.lock. */
+static void cancel_run(struct pool *pool, int except) {
+  atomic_store(&pool->cancel, 1);
+  for (int e = 0; e < pool->nexec; e++) {
+    if (e != except && pool->ex[e].started) {
+      pthread_kill(pool->ex[e].tid, SIG_INTERRUPT);
+    }
   }
 }
 
@@ -503,6 +515,11 @@ static void executor_main(void *arg) {
     if (n == 0) {
       idle(ex, pool);
       continue;
+    }
+    for (int i = 0; i < n; i++) { /* released: its bytes too, now */
+      if (acts[i].kind == LASK_A_RELEASE) {
+        lask__wbuf_close(&run->pub[acts[i].unit]);
+      }
     }
     pool->busy++;
     uv_mutex_unlock(&pool->lock);

@@ -169,6 +169,44 @@ static void place(struct lask_sched *s, uint32_t c) {
   place_on(s, c, best);
 }
 
+struct ranked {
+  uint32_t priority, unit;
+};
+
+static int by_priority(const void *a, const void *b) {
+  const struct ranked *x = a, *y = b;
+  return (x->priority > y->priority) - (x->priority < y->priority);
+}
+
+/* Places the units without inputs in contiguous blocks of priority order
+** (executor e gets the e-th slice), so that neighbours in the depth-first
+** order, which usually feed the same consumer, share an executor: the
+** consumer then needs no transfer and runs before the next roots start. */
+static void place_roots(struct lask_sched *s) {
+  const struct lask_plan *p = s->p;
+  uint32_t n = 0;
+  for (uint32_t u = 0; u < p->nunits; u++) n += s->u[u].nwaiting == 0;
+  struct ranked *roots = malloc((n ? n : 1) * sizeof *roots);
+  if (roots == NULL) { /* fall back to round robin */
+    for (uint32_t u = 0; u < p->nunits; u++) {
+      if (s->u[u].nwaiting == 0) place(s, u);
+    }
+    return;
+  }
+  uint32_t k = 0;
+  for (uint32_t u = 0; u < p->nunits; u++) {
+    if (s->u[u].nwaiting == 0) {
+      roots[k].priority = p->priority[u];
+      roots[k++].unit = u;
+    }
+  }
+  qsort(roots, n, sizeof *roots, by_priority);
+  for (uint32_t i = 0; i < n; i++) {
+    place_on(s, roots[i].unit, (int)((uint64_t)i * (uint64_t)s->nexec / n));
+  }
+  free(roots);
+}
+
 /* ------------------------------------------------------------------ API */
 
 int lask__sched_new(const struct lask_plan *p, int nexec,
@@ -192,9 +230,7 @@ int lask__sched_new(const struct lask_plan *p, int nexec,
   }
   /* Outputs may repeat: count each unit once. */
   for (uint32_t u = 0; u < p->nunits; u++) s->outputs_left += p->is_output[u];
-  for (uint32_t u = 0; u < p->nunits; u++) {
-    if (s->u[u].nwaiting == 0) place(s, u);
-  }
+  place_roots(s);
   if (s->oom) {
     lask__sched_free(s);
     return LASK_ENOMEM;
@@ -276,6 +312,9 @@ void lask__sched_finished(struct lask_sched *s, int e, uint32_t u,
   uu->state = LASK_U_MEMORY;
   uu->exec = e;
   uu->nbytes = nbytes;
+  /* The holder publishes an output on its own, right after running it:
+  ** no consumer placed elsewhere may ask it again. */
+  if (p->is_output[u]) uu->publishing = 1;
   for (uint32_t i = p->out_off[u]; i < p->out_off[u + 1]; i++) {
     uint32_t c = p->consumers[i];
     if (--s->u[c].nwaiting == 0 && s->u[c].state == LASK_U_WAITING &&

@@ -80,7 +80,11 @@ static void do_action(struct sim *m, int e, const struct lask_action *a) {
       lask__sched_published(m->s, u);
     }
   } else if (a->kind == LASK_A_PUBLISH) {
-    if (!m->finished[u] || m->holder[u] != e || m->released[u]) m->bad = 1;
+    /* Once only: the engine must never replace bytes being decoded. */
+    if (!m->finished[u] || m->holder[u] != e || m->released[u] ||
+        m->published[u]) {
+      m->bad = 1;
+    }
     m->published[u] = 1;
     lask__sched_published(m->s, u);
   } else {

@@ -332,6 +332,40 @@ describe("lask.compute options and errors", function()
   end)
 end)
 
+describe("memory on the threads scheduler", function()
+  it("frees released intermediates on every executor", function()
+    local f = io.open("/proc/self/status")
+    if not f then
+      pending("no /proc to read the peak memory")
+      return
+    end
+    f:close()
+    local function hwm()
+      local s = io.open("/proc/self/status"):read("*a")
+      return tonumber(s:match("VmHWM:%s*(%d+)")) / 1024
+    end
+    local make = lask.delayed(function(i)
+      local t = {}
+      for j = 1, 2e5 do t[j] = j + i + 0.5 end
+      return t
+    end)
+    local comb = lask.delayed(function(a, b) return #a + #b end)
+    local outs = {}
+    for i = 1, 40 do outs[i] = comb(make(2 * i), make(2 * i + 1)) end
+    local total = lask.delayed(function(t)
+      local s = 0
+      for _, v in ipairs(t) do s = s + v end
+      return s
+    end)(outs)
+    local before = hwm()
+    assert.are.equal(40 * 4e5, total:compute{num_workers = 2})
+    -- 80 tables of 2e5 numbers are ~260 MB if nothing were freed; a few
+    -- live at a time are ~30 MB.
+    assert.is_true(hwm() - before < 120, ("peak grew by %.0f MB"):format(
+                   hwm() - before))
+  end)
+end)
+
 describe("schedulers agree", function()
   it("on random graphs", function()
     math.randomseed(1234)
