@@ -14,6 +14,7 @@
 ** - The client thread builds the job, sets pool.run, then waits on
 **   pool.done with a timeout (to draw progress and notice SIGINT).
 */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -192,10 +193,21 @@ static void push_function(lua_State *L, struct run *run, uint32_t fid) {
   lua_remove(L, -2);
 }
 
+/* Calls __tostring on the value at 1 (protected by the caller). */
+static int call_tostring(lua_State *L) {
+  luaL_callmeta(L, 1, "__tostring");
+  return 1;
+}
+
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+    /* A __tostring that raises must not lose the original error. */
+    lua_pushcfunction(L, call_tostring);
+    lua_pushvalue(L, 1);
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL &&
+        (lua_pop(L, 1), lua_pcall(L, 1, 1, 0) == 0) &&
+        lua_type(L, -1) == LUA_TSTRING) {
       msg = lua_tostring(L, -1);
     } else {
       msg = lua_pushfstring(L, "(error object is a %s value)",
@@ -206,6 +218,33 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
+/* Protected: pushes a task's function (unless fid is 0: a literal) and
+** decodes its arguments (args: running*, fid, payload bytes as light
+** userdata, their length, how many items, deps). */
+static int decode_protected(lua_State *L) {
+  struct running *r = lua_touserdata(L, 1);
+  uint32_t fid = (uint32_t)lua_tointeger(L, 2);
+  const void *p = lua_touserdata(L, 3);
+  size_t n = (size_t)lua_tointeger(L, 4);
+  int count = (int)lua_tointeger(L, 5);
+  const struct lask_deps *deps = lua_touserdata(L, 6);
+  lua_settop(L, 0);
+  if (fid != 0) push_function(L, r->run, fid);
+  lask__value_decode_items(L, p, n, count, deps);
+  return lua_gettop(L);
+}
+
+/* Raises "lask: task '<key>' <what>:\n<message on top>". */
+static int task_fail(lua_State *L, struct running *r, uint32_t task,
+                     const char *what) {
+  size_t klen;
+  const char *key = lask__graph_key(r->run->job->g, task, &klen);
+  lua_pushlstring(L, key, klen);
+  lua_pushfstring(L, "lask: task '%s' %s:\n%s", lua_tostring(L, -1), what,
+                  lua_tostring(L, -2));
+  return lua_error(L);
+}
+
 /* Runs one member task (protected by the caller); leaves its result. */
 static void run_member(lua_State *L, struct running *r, uint32_t task) {
   size_t n;
@@ -213,28 +252,32 @@ static void run_member(lua_State *L, struct running *r, uint32_t task) {
   struct lask_rbuf rb = {p, p + n};
   uint64_t fid, nargs;
   if (lask__get_varint(&rb, &fid) || lask__get_varint(&rb, &nargs) ||
-      nargs > 100000) {
-    luaL_error(L, "lask: corrupt task payload");
+      nargs > INT_MAX / 2) {
+    lua_pushliteral(L, "corrupt task payload");
+    task_fail(L, r, task, "could not start");
   }
+  luaL_checkstack(L, (int)nargs + 8, "lask: too many task arguments");
   struct lask_deps deps = {push_dep, r};
-  if (fid == 0) {
-    lask__value_decode_items(L, rb.pos, (size_t)(rb.end - rb.pos), 1, &deps);
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, decode_protected);
+  lua_pushlightuserdata(L, r);
+  lua_pushinteger(L, (lua_Integer)fid);
+  lua_pushlightuserdata(L, (void *)rb.pos);
+  lua_pushinteger(L, (lua_Integer)(rb.end - rb.pos));
+  lua_pushinteger(L, fid == 0 ? 1 : (lua_Integer)nargs);
+  lua_pushlightuserdata(L, &deps);
+  if (lua_pcall(L, 6, fid == 0 ? 1 : (int)nargs + 1, 0) != 0) {
+    task_fail(L, r, task, "could not be decoded");
+  }
+  if (fid == 0) { /* a literal: its value is the result */
+    lua_replace(L, base + 1);
     return;
   }
-  lua_pushcfunction(L, traceback);
-  int h = lua_gettop(L);
-  push_function(L, r->run, (uint32_t)fid);
-  lask__value_decode_items(L, rb.pos, (size_t)(rb.end - rb.pos), (int)nargs,
-                           &deps);
-  if (lua_pcall(L, (int)nargs, 1, h) != 0) {
-    size_t klen;
-    const char *key = lask__graph_key(r->run->job->g, task, &klen);
-    lua_pushlstring(L, key, klen);
-    lua_pushfstring(L, "lask: task '%s' raised an error:\n%s",
-                    lua_tostring(L, -1), lua_tostring(L, -2));
-    lua_error(L);
+  if (lua_pcall(L, (int)nargs, 1, base + 1) != 0) {
+    task_fail(L, r, task, "raised an error");
   }
-  lua_remove(L, h);
+  lua_remove(L, base + 1);
 }
 
 /* lua_CFunction: runs unit (upvalue-free, args: running*). Leaves the
@@ -647,8 +690,16 @@ static struct pool *get_pool(lua_State *L, int nexec) {
 
 /* SIGINT while waiting: remembered, acted on by the wait loop. */
 static volatile sig_atomic_t sigint_seen;
+static struct sigaction sigint_before; /* the handler compute() replaced */
 static void on_sigint(int sig) {
-  (void)sig;
+  if (sigint_seen) {
+    /* A second Ctrl-C: the running tasks did not stop (LuaJIT runs no
+    ** hooks in compiled loops). Hand the signal to the previous handler,
+    ** or to the default action, which ends the process. */
+    sigaction(SIGINT, &sigint_before, NULL);
+    raise(sig);
+    return;
+  }
   sigint_seen = 1;
 }
 
@@ -778,6 +829,16 @@ int lask__run_job(lua_State *L) {
   luaL_argcheck(L, nexec >= 1 && nexec <= 1024, 2, "1 to 1024 workers");
   int profile = lua_toboolean(L, 3);
   int progress = lua_isfunction(L, 4) ? 4 : 0;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_pool);
+  struct pool *busy = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (busy != NULL && busy->ex != NULL && busy->run != NULL) {
+    lua_pushliteral(L, "lask: compute() was called while another threads "
+                    "computation of this Lua state is running (from a "
+                    "progress callback or a finalizer?): use "
+                    "{scheduler = \"sync\"} there");
+    return lua_error(L);
+  }
   struct pool *pool = get_pool(L, nexec);
   struct run *run = new_run(L, job, profile);
   int rc = lask__sched_new(job->plan, nexec, &run->s);
@@ -788,6 +849,7 @@ int lask__run_job(lua_State *L) {
   sigemptyset(&sa.sa_mask);
   sigint_seen = 0;
   sigaction(SIGINT, &sa, &old);
+  sigint_before = old;
   uv_mutex_lock(&pool->lock);
   run->gen = ++pool->gen;
   pool->run = run;
