@@ -228,10 +228,19 @@ static int decode_protected(lua_State *L) {
   size_t n = (size_t)lua_tointeger(L, 4);
   int count = (int)lua_tointeger(L, 5);
   const struct lask_deps *deps = lua_touserdata(L, 6);
-  lua_settop(L, 0);
+  /* Arg 7 is the previous chain member's value. push_dep reads stack
+  ** indexes, which are per C frame: point them into this frame. */
+  int outer_vals = r->vals, outer_prev = r->prev;
+  lua_settop(L, 7);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &key_vals);
+  r->vals = 8;
+  if (outer_prev != 0) r->prev = 7;
+  int base = lua_gettop(L);
   if (fid != 0) push_function(L, r->run, fid);
   lask__value_decode_items(L, p, n, count, deps);
-  return lua_gettop(L);
+  r->vals = outer_vals;
+  r->prev = outer_prev;
+  return lua_gettop(L) - base;
 }
 
 /* Raises "lask: task '<key>' <what>:\n<message on top>". */
@@ -267,7 +276,13 @@ static void run_member(lua_State *L, struct running *r, uint32_t task) {
   lua_pushinteger(L, (lua_Integer)(rb.end - rb.pos));
   lua_pushinteger(L, fid == 0 ? 1 : (lua_Integer)nargs);
   lua_pushlightuserdata(L, &deps);
-  if (lua_pcall(L, 6, fid == 0 ? 1 : (int)nargs + 1, 0) != 0) {
+  if (r->prev != 0) lua_pushvalue(L, r->prev);
+  else lua_pushnil(L);
+  int saved_vals = r->vals, saved_prev = r->prev;
+  int rc = lua_pcall(L, 7, fid == 0 ? 1 : (int)nargs + 1, 0);
+  r->vals = saved_vals; /* an error skipped the frame's own restore */
+  r->prev = saved_prev;
+  if (rc != 0) {
     task_fail(L, r, task, "could not be decoded");
   }
   if (fid == 0) { /* a literal: its value is the result */
