@@ -62,6 +62,24 @@ static uint32_t number(struct walk *w) {
     return t;
   }
   lua_pop(L, 1);
+  /* Two Delayed with the same string key (equal pure calls) are one task. */
+  lua_rawgeti(L, -1, 1);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lua_pushvalue(L, -1);
+    lua_rawget(L, w->map);
+    if (!lua_isnil(L, -1)) {
+      lua_Integer t = lua_tointeger(L, -1);
+      lua_pop(L, 2);
+      lua_pushinteger(L, t);
+      lua_rawset(L, w->map); /* this object -> that task */
+      return (uint32_t)t;
+    }
+    lua_pop(L, 1);
+    lua_pushinteger(L, w->n);
+    lua_rawset(L, w->map); /* key -> task */
+  } else {
+    lua_pop(L, 1);
+  }
   uint32_t t = w->n++;
   lua_pushvalue(L, -1);
   lua_pushinteger(L, t);
@@ -100,7 +118,7 @@ static uint32_t function_id(struct walk *w) {
 /* Encodes the payload of the Delayed at 'd' into w->pay. */
 static void encode_payload(struct walk *w, int d) {
   lua_State *L = w->L;
-  struct lask_placeholders ph = {w->mt, w->map};
+  struct lask_placeholders ph = {w->mt, w->map, 0};
   w->pay->len = 0;
   if (lask__wbuf_reserve(w->pay, 20) != 0) {
     luaL_error(L, "lask: out of memory building the graph");
@@ -264,6 +282,12 @@ int lask__build_job(lua_State *L) {
                           nofuse ? LASK_PLAN_NOFUSE : 0, &j->plan, &bad);
   if (rc != 0) plan_error(L, j, rc, bad);
   lua_settop(L, jobidx);
+  return 1;
+}
+
+/* lask.core.job_size(job) -> the number of units the job will run. */
+int lask__job_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lask__check_job(L, 1)->plan->nunits);
   return 1;
 }
 

@@ -136,7 +136,7 @@ static int l_task_hash(lua_State *L) {
     lua_pushvalue(L, i == 3 ? 4 : i);
     lua_rawseti(L, -2, i);
   }
-  struct lask_placeholders ph = {3, 0};
+  struct lask_placeholders ph = {3, 0, 1};
   return encode_to_string(L, lua_gettop(L), 1, &ph, 1);
 }
 
@@ -361,6 +361,7 @@ static const luaL_Reg core_funcs[] = {
   {"isatty", l_isatty},
   {"build_job", lask__build_job},
   {"run_job", lask__run_job},
+  {"job_size", lask__job_size},
   {"call_in_thread", l_call_in_thread},
   {"call_in_threads", l_call_in_threads},
   {NULL, NULL}

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "engine.h"
@@ -706,8 +707,20 @@ static struct pool *get_pool(lua_State *L, int nexec) {
 /* SIGINT while waiting: remembered, acted on by the wait loop. */
 static volatile sig_atomic_t sigint_seen;
 static struct sigaction sigint_before; /* the handler compute() replaced */
+static struct timespec sigint_first;   /* when the first one came */
+
+/* Milliseconds since the first SIGINT (async-signal-safe). */
+static long since_first_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - sigint_first.tv_sec) * 1000 +
+         (now.tv_nsec - sigint_first.tv_nsec) / 1000000;
+}
+
 static void on_sigint(int sig) {
-  if (sigint_seen) {
+  /* One Ctrl-C may arrive twice (GNU timeout signals the child and then its
+  ** process group): a second one counts only half a second later. */
+  if (sigint_seen && since_first_ms() >= 500) {
     /* A second Ctrl-C: the running tasks did not stop (LuaJIT runs no
     ** hooks in compiled loops). Hand the signal to the previous handler,
     ** or to the default action, which ends the process. */
@@ -715,6 +728,7 @@ static void on_sigint(int sig) {
     raise(sig);
     return;
   }
+  if (!sigint_seen) clock_gettime(CLOCK_MONOTONIC, &sigint_first);
   sigint_seen = 1;
 }
 

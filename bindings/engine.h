@@ -34,6 +34,7 @@ struct job {
 ** graph. Raises on values that cannot travel or a bad graph. */
 LASK_INTERNAL int lask__build_job(lua_State *L);
 LASK_INTERNAL struct job *lask__check_job(lua_State *L, int idx);
+LASK_INTERNAL int lask__job_size(lua_State *L);
 LASK_INTERNAL void lask__job_register(lua_State *L);
 
 /* lask.core.run_job(job, num_workers, profile, progress_fn) -> {values...}

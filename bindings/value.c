@@ -17,6 +17,7 @@
 */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -339,13 +340,131 @@ static int enc_placeholder(struct enc *e, int idx) {
     lua_pushvalue(L, idx);
     lua_rawget(L, e->ph->map);
     if (!lua_isnumber(L, -1)) {
-      lask__fail(L, "lask: a Delayed argument is missing from the graph");
+      lask__fail(L, "lask: a Delayed inside a table with a metatable, or "
+                 "in an upvalue, is not a dependency of the task: pass it as "
+                 "an argument or inside a plain table");
     }
     lask__put_u8(e->w, LASK__T_DEPREF);
     lask__put_varint(e->w, (uint64_t)lua_tointeger(L, -1));
   }
   lua_pop(L, 1);
   return 1;
+}
+
+/* Writes the entries of the table at 'idx' in lua_next order: array
+** values first, then pairs; counts them into *narr and *nhash. */
+static void enc_entries(struct enc *e, int idx, const struct step *at,
+                        uint32_t *narr, uint32_t *nhash) {
+  lua_State *L = e->L;
+  lua_pushnil(L);
+  int top = lua_gettop(L) + 1; /* the value; the key is just below it */
+  while (lua_next(L, idx)) {
+    /* The format puts the array values before the pairs, but lua_next may
+    ** give a pair first (LuaJIT's slot 0, integer keys in the hash part):
+    ** after the first pair, every entry is written as a pair. */
+#if LASK_HAS_INTEGERS
+    int next = (*nhash) == 0 && lua_isinteger(L, -2) &&
+               lua_tointeger(L, -2) == (*narr) + 1;
+#else
+    int next = (*nhash) == 0 && lua_type(L, -2) == LUA_TNUMBER &&
+               lua_tonumber(L, -2) == (lua_Number)(*narr) + 1;
+#endif
+    if (next) {
+      if (lua_type(L, top) == LUA_TNUMBER) { /* the hot case, inline */
+        reserve(e, 16);
+        enc_number(e, top);
+      } else {
+        struct step s = {STEP_INDEX, 0, (lua_Integer)(*narr) + 1, at};
+        enc_value(e, top, &s);
+      }
+      (*narr)++;
+    } else {
+      struct step sk = {STEP_KEY, 0, 0, at};
+      struct step sv = {STEP_FIELD, top - 1, 0, at};
+      enc_value(e, top - 1, &sk);
+      enc_value(e, top, &sv);
+      (*nhash)++;
+    }
+    lua_pop(L, 1);
+    if ((*narr) == UINT32_MAX || (*nhash) == UINT32_MAX) {
+      lask__fail(L, "lask: cannot serialize a table of %d or more entries",
+                 (int)UINT32_MAX);
+    }
+  }
+}
+
+/* A key of a table being hashed, for sorting. */
+struct ckey {
+  int rank;        /* 0 number, 1 string, 2 boolean, 3 anything else */
+  double num;
+  const char *s;
+  size_t len;
+  lua_Integer pos; /* where the key is kept (and lua_next order) */
+};
+
+static int cmp_ckey(const void *a, const void *b) {
+  const struct ckey *x = a, *y = b;
+  if (x->rank != y->rank) return x->rank - y->rank;
+  if (x->rank == 1) {
+    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    if (c != 0) return c;
+    return (x->len > y->len) - (x->len < y->len);
+  }
+  if (x->rank != 3 && x->num != y->num) return x->num < y->num ? -1 : 1;
+  return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Writes the entries of the table at 'idx' with keys in a canonical order
+** (numbers, strings, booleans, then others as lua_next gives them), so
+** that equal tables encode to equal bytes whatever their insertion
+** history: used for the keys of pure tasks. */
+static void enc_entries_sorted(struct enc *e, int idx, const struct step *at,
+                               uint32_t *narr, uint32_t *nhash) {
+  lua_State *L = e->L;
+  lua_newtable(L); /* keeps the keys alive and in place while sorting */
+  int keys = lua_gettop(L);
+  lua_Integer n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, keys, ++n);
+  }
+  struct ckey *ck = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *ck, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    struct ckey *c = &ck[i - 1];
+    lua_rawgeti(L, keys, i);
+    int t = lua_type(L, -1);
+    c->rank = t == LUA_TNUMBER ? 0 : t == LUA_TSTRING ? 1 :
+              t == LUA_TBOOLEAN ? 2 : 3;
+    c->num = t == LUA_TNUMBER ? (double)lua_tonumber(L, -1) :
+             t == LUA_TBOOLEAN ? lua_toboolean(L, -1) : 0;
+    c->s = t == LUA_TSTRING ? lua_tolstring(L, -1, &c->len) : NULL;
+    c->pos = i;
+    lua_pop(L, 1);
+  }
+  qsort(ck, (size_t)n, sizeof *ck, cmp_ckey);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, keys, ck[i].pos);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);
+    int top = lua_gettop(L);
+    int next = *nhash == 0 && ck[i].rank == 0 &&
+               ck[i].num == (double)*narr + 1;
+    if (next) {
+      struct step s = {STEP_INDEX, 0, (lua_Integer)*narr + 1, at};
+      enc_value(e, top, &s);
+      (*narr)++;
+    } else {
+      struct step sk = {STEP_KEY, 0, 0, at};
+      struct step sv = {STEP_FIELD, top - 1, 0, at};
+      enc_value(e, top - 1, &sk);
+      enc_value(e, top, &sv);
+      (*nhash)++;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
 }
 
 static void enc_table(struct enc *e, int idx, const struct step *at) {
@@ -380,40 +499,10 @@ static void enc_table(struct enc *e, int idx, const struct step *at) {
   lask__put_u32(e->w, 0);
   lask__put_u32(e->w, 0);
   uint32_t narr = 0, nhash = 0;
-  lua_pushnil(L);
-  int top = lua_gettop(L) + 1; /* the value; the key is just below it */
-  while (lua_next(L, idx)) {
-    /* The format puts the array values before the pairs, but lua_next may
-    ** give a pair first (LuaJIT's slot 0, integer keys in the hash part):
-    ** after the first pair, every entry is written as a pair. */
-#if LASK_HAS_INTEGERS
-    int next = nhash == 0 && lua_isinteger(L, -2) &&
-               lua_tointeger(L, -2) == narr + 1;
-#else
-    int next = nhash == 0 && lua_type(L, -2) == LUA_TNUMBER &&
-               lua_tonumber(L, -2) == (lua_Number)narr + 1;
-#endif
-    if (next) {
-      if (lua_type(L, top) == LUA_TNUMBER) { /* the hot case, inline */
-        reserve(e, 16);
-        enc_number(e, top);
-      } else {
-        struct step s = {STEP_INDEX, 0, (lua_Integer)narr + 1, at};
-        enc_value(e, top, &s);
-      }
-      narr++;
-    } else {
-      struct step sk = {STEP_KEY, 0, 0, at};
-      struct step sv = {STEP_FIELD, top - 1, 0, at};
-      enc_value(e, top - 1, &sk);
-      enc_value(e, top, &sv);
-      nhash++;
-    }
-    lua_pop(L, 1);
-    if (narr == UINT32_MAX || nhash == UINT32_MAX) {
-      lask__fail(L, "lask: cannot serialize a table of %d or more entries",
-                 (int)UINT32_MAX);
-    }
+  if (e->ph != NULL && e->ph->canonical) {
+    enc_entries_sorted(e, idx, at, &narr, &nhash);
+  } else {
+    enc_entries(e, idx, at, &narr, &nhash);
   }
   lask__patch_u32(e->w, sizes, narr);
   lask__patch_u32(e->w, sizes + 4, nhash);

@@ -55,6 +55,7 @@ LASK_INTERNAL int lask__modref_valid(lua_State *L, int idx, int payload);
 struct lask_placeholders {
   int mt;
   int map;
+  int canonical; /* sort table keys: equal tables give equal bytes */
 };
 
 /* Resolves a DEPREF while decoding a task payload: pushes the value of

@@ -131,6 +131,21 @@ local function function_name(fn)
   return ("%s:%d"):format(src, info.linedefined)
 end
 
+-- The hash of a function's encoding (bytecode and upvalue values), once
+-- per function object: pure keys hash it with the arguments. An upvalue
+-- changed after the first pure call is not seen (as in Dask, which
+-- tokenizes a function once).
+local fn_hashes = setmetatable({}, {__mode = "k"})
+local function function_hash(fn)
+  if fn == nil then return "" end
+  local h = fn_hashes[fn]
+  if h == nil then
+    h = core.task_hash(fn, {n = 0}, Delayed, {})
+    fn_hashes[fn] = h
+  end
+  return h
+end
+
 -- Makes a Delayed for fn(args...). opts: pure, name.
 local function make_call(fn, args, name, pure)
   local deps, nested = find_deps(args)
@@ -138,7 +153,8 @@ local function make_call(fn, args, name, pure)
   if pure then
     local depkeys = {}
     for i = 1, #deps do depkeys[i] = key_of(deps[i]) end
-    key = name .. "-" .. core.task_hash(fn, args, Delayed, depkeys)
+    key = name .. "-" .. core.task_hash(function_hash(fn), args, Delayed,
+                                        depkeys)
   else
     key = fresh_key()
   end
@@ -192,9 +208,14 @@ DelayedFunction.__call = function(self, ...)
     return make_call(self.fn, args, self.name, self.pure)
   end
   -- nout: the task returns a packed table; each output is a getitem task.
-  local packed = {n = args.n + 1, self.fn}
-  for i = 1, args.n do packed[i + 1] = args[i] end
-  local whole = make_call(M.call_packed, packed, self.name, self.pure)
+  -- One wrapper per DelayedFunction, so the graph encodes it once.
+  local packer = self.packer
+  if packer == nil then
+    local fn, call_packed = self.fn, M.call_packed
+    packer = function(...) return call_packed(fn, ...) end
+    self.packer = packer
+  end
+  local whole = make_call(packer, args, self.name, self.pure)
   local outs = {}
   for i = 1, self.nout do
     outs[i] = make_call(getitem, {n = 2, whole, i}, self.name .. "-get", true)

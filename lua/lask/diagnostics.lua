@@ -51,8 +51,9 @@ function ProgressBar:draw(done, total, final)
   self.last = elapsed
   local frac = total > 0 and done / total or 1
   local fill = math.floor(frac * self.width + 0.5)
-  local rate = elapsed > 0 and done / elapsed or 0
-  self.out:write(("\r[%s%s] | %3d%% | %6.1fs | %d/%d tasks | %.0f tasks/s")
+  local rate = elapsed > 0.05 and ("%.0f tasks/s"):format(done / elapsed)
+               or "- tasks/s"
+  self.out:write(("\r[%s%s] | %3d%% | %6.1fs | %d/%d tasks | %s")
     :format(("#"):rep(fill), (" "):rep(self.width - fill),
             math.floor(frac * 100), elapsed, done, total, rate))
   self.out:flush()
@@ -79,7 +80,9 @@ Profiler.wants_profile = true
 
 --- Records, for every task of every computation while registered, its
 -- key, start and finish times (seconds, monotonic clock) and the executor
--- that ran it (0 for the sync scheduler), in `profiler.results`.
+-- that ran it (0 for the sync scheduler), in `profiler.results`. On the
+-- threads scheduler a fused chain runs as one task and is one record,
+-- under the key of its last member (optimize_graph = false shows each).
 function diag.Profiler()
   return setmetatable({results = {}}, Profiler)
 end

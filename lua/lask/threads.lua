@@ -17,14 +17,8 @@ function M.run(outputs, opts, hooks)
                              opts.optimize_graph == false, delayed.session)
   local progress
   if hooks then
-    local started = false
-    progress = function(done, total)
-      if not started then
-        started = true
-        hooks.start(total)
-      end
-      hooks.task(done, total)
-    end
+    hooks.start(core.job_size(job)) -- the clock starts before the run
+    progress = function(done, total) hooks.task(done, total) end
   end
   local values, profile = core.run_job(job, opts.num_workers,
                                        opts.profile, progress)

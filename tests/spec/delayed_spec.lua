@@ -256,6 +256,25 @@ describe("keys", function()
     assert.are.equal(f1(d):key(), f1(d):key())
   end)
 
+  it("do not depend on the order tables were filled in", function()
+    local f = lask.delayed(function(t) return t end, {pure = true})
+    local a, b = {}, {}
+    for i = 1, 50 do a["k" .. i] = i end
+    for i = 50, 1, -1 do b["k" .. i] = i end
+    assert.are.equal(f(a):key(), f(b):key())
+  end)
+
+  it("make equal pure calls one task", function()
+    local log = new_log()
+    local f = lask.delayed(logging(log.path, "ran", function(x) return x end),
+                           {pure = true})
+    local a, b = f(7), f(7)
+    assert.are_not.equal(a, b)
+    assert.are.same({7, 7}, {lask.compute(a, b, {num_workers = 2})})
+    assert.are.equal(1, log.count("ran"))
+    os.remove(log.path)
+  end)
+
   it("are unique for impure calls and carry the name", function()
     local f = lask.delayed(function(x) return x end, {name = "load"})
     local a, b = f(1), f(1)
@@ -311,6 +330,42 @@ describe("lask.compute options and errors", function()
     -- consumed on the same executor, it never needs to travel
     local n = lask.delayed(function(c) return type(c) end)
     assert.are.equal("thread", n(co()):compute{num_workers = 1})
+  end)
+
+  it("names the task that cannot be decoded in a worker", function()
+    package.preload.lask_spec_clientonly = function() return {k = 3} end
+    local m = require "lask_spec_clientonly"
+    local use = lask.delayed(function(x) return x * m.k end, {name = "usemod"})
+    local d = use(2)
+    local msg = errmsg(function() return d:compute{num_workers = 2} end)
+    assert.matches("task '" .. d:key() .. "' could not be decoded", msg, 1,
+                   true)
+    assert.matches("lask_spec_clientonly", msg, 1, true)
+    package.loaded.lask_spec_clientonly = nil
+    package.preload.lask_spec_clientonly = nil
+  end)
+
+  it("refuses compute from a progress callback of a running compute",
+     function()
+    local inner
+    local remove = lask.add_callback({
+      start = function() end,
+      finish = function() end,
+      task = function()
+        if inner == nil then
+          inner = select(2, pcall(inc(1).compute, inc(1), {num_workers = 2}))
+        end
+      end,
+    })
+    local slow = lask.delayed(function()
+      local t = os.clock()
+      while os.clock() - t < 0.3 do end
+      return 1
+    end)
+    assert.are.equal(1, slow():compute{num_workers = 2})
+    remove()
+    assert.matches("while another threads computation", tostring(inner), 1,
+                   true)
   end)
 
   it("does not leak threads across many computations", function()
@@ -508,6 +563,39 @@ describe("diagnostics", function()
       assert.is_true(r.executor >= 1)
       assert.matches("%-", r.key)
     end
+  end)
+end)
+
+describe("a failing task", function()
+  it("cancels the run without waiting for a never-ending sibling", function()
+    local bin = os.getenv("LASK_BIN")
+    if not bin or SANITIZED then
+      pending("needs LASK_BIN, outside TSan (run through make test)")
+      return
+    end
+    local script = os.tmpname()
+    local f = io.open(script, "w")
+    f:write([[
+local lask = require "lask"
+local forever = lask.delayed(function()
+  if jit then jit.off() end
+  local s = 0
+  while true do s = s + 1 end
+end)
+local fail = lask.delayed(function()
+  local t = os.clock()
+  while os.clock() - t < 0.2 do end
+  error("boom")
+end)
+print(pcall(lask.compute, {forever(), fail()}, {num_workers = 2}))
+]])
+    f:close()
+    local p = io.popen(("timeout -k 5 60 %s %s 2>&1"):format(bin, script))
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    assert.matches("false%s+lask: task '.-' raised an error", out)
+    assert.matches("boom", out, 1, true)
   end)
 end)
 
