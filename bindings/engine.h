@@ -42,4 +42,69 @@ LASK_INTERNAL void lask__job_register(lua_State *L);
 LASK_INTERNAL int lask__run_job(lua_State *L);
 LASK_INTERNAL void lask__engine_register(lua_State *L);
 
+/* -------------------------------------------------------------------------
+** Shared by engine.c (the pool, the client side) and executor.c (the
+** executor threads). The guards of every field are in the comments.
+** ---------------------------------------------------------------------- */
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#define BATCH 32 /* actions an executor takes per lock, at most */
+/* Sent to an executor thread to interrupt its running task. */
+#define SIG_INTERRUPT (SIGRTMIN + 2)
+
+struct pool;
+
+/* One computation. Created and freed by the client thread. */
+struct run {
+  struct job *job;          /* read-only while the run lasts */
+  struct lask_sched *s;     /* guarded by pool.lock */
+  struct lask_wbuf *pub;    /* per unit; written under pool.lock, then
+                            ** read-only until released */
+  uint64_t gen;             /* executors reset their tables on a new gen */
+  uint32_t ndone;           /* units finished, for progress */
+  char *err;                /* first task error (malloc'd), or NULL */
+  uint64_t *t_start, *t_end; /* per unit, when profiling, else NULL */
+  int32_t *t_exec;
+  volatile sig_atomic_t *interrupted; /* set by the SIGINT handler */
+};
+
+struct executor {
+  struct pool *pool;
+  int id;
+  uv_thread_t tid;
+  uv_cond_t cond;   /* this executor waits here */
+  int started;      /* the thread was created */
+  int sleeping;     /* guarded by pool.lock */
+  uint64_t gen;     /* the run its tables belong to (thread-local use) */
+  int batch;        /* actions to take per lock, 1..BATCH (thread-local) */
+  lua_State *L;     /* owned by the thread */
+};
+
+struct pool {
+  uv_mutex_t lock;
+  uv_cond_t done;       /* the client waits here */
+  int nexec;
+  struct executor *ex;
+  struct run *run;      /* guarded by lock; NULL between runs */
+  int busy;             /* executors carrying out actions of 'run'; the
+                        ** client frees a run only when this is 0 */
+  int shutdown;         /* guarded by lock */
+  uint64_t gen;         /* guarded by lock */
+  char *path, *cpath;   /* package.path/cpath the states were made with */
+  int ready;            /* executors that finished starting */
+  int failed_start;     /* an executor could not make its state */
+  atomic_int cancel;    /* set on SIGINT; read by the executors' hooks */
+};
+
+/* The thread function of an executor (executor.c). */
+LASK_INTERNAL void lask__executor_main(void *arg);
+/* Installs the executors' SIG_INTERRUPT handler (once per process). */
+LASK_INTERNAL void lask__install_interrupt(void);
+/* Wakes executors with work, and the client when the run is over. Caller
+** holds pool.lock. */
+LASK_INTERNAL void lask__wake_up(struct pool *pool);
+
 #endif
