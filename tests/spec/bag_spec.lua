@@ -291,7 +291,8 @@ describe("bag text files", function()
     write("w.txt", "the cat\nThe dog the end\n")
     local top = bag.read_text(dir .. "/w.txt", {blocksize = 4})
       .str:lower().str:split():flatten():frequencies():topk(2, 2):compute()
-    assert.are.same({{"the", 3}, {"cat", 1}}, {top[1], {top[2][1] == "end"
-      and "cat" or top[2][1], top[2][2]}})
+    assert.are.same({"the", 3}, top[1])
+    assert.are.equal(1, top[2][2]) -- a tie: cat, dog or end
+    assert.is_truthy(({cat = true, dog = true, ["end"] = true})[top[2][1]])
   end)
 end)
