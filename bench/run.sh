@@ -17,3 +17,7 @@ echo "== task graphs (peer: Dask's threaded scheduler, python3-dask)"
 build/lask bench/delayed.lua
 build/luajit/lask bench/delayed.lua
 /usr/bin/python3 bench/delayed_dask.py
+echo "== bags (peer: dask.bag, python3-dask)"
+build/lask bench/bag.lua
+build/luajit/lask bench/bag.lua
+/usr/bin/python3 bench/bag_dask.py

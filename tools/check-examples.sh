@@ -23,6 +23,10 @@ expect "hello (LuaJIT)" "hello from another thread	15	4 items" \
 expect "delayed (Lua 5.4)" "pi is about 3.14" build/lask examples/delayed.lua
 expect "delayed (LuaJIT)" "pi is about 3.14" build/luajit/lask \
   examples/delayed.lua
+expect "wordcount (Lua 5.4)" "1. the        37" build/lask \
+  examples/wordcount.lua 1
+expect "wordcount (LuaJIT)" "1. the        37" build/luajit/lask \
+  examples/wordcount.lua 1
 EMBED_OUT="host.hypot came back as itself: true"
 expect "embed host (Lua 5.4)" "$EMBED_OUT" build/embed_host \
   examples/embed/script.lua
