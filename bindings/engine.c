@@ -94,8 +94,8 @@ static void pool_start(lua_State *L, struct pool *pool, int nexec) {
     x->pool = pool;
     x->id = e;
     uv_cond_init(&x->cond);
-    uv_thread_options_t o = {UV_THREAD_HAS_STACK_SIZE, 16u << 20};
-    rc = uv_thread_create_ex(&x->tid, &o, lask__executor_main, x);
+    /* The default stack (8 MB) holds the codec's deepest nesting. */
+    rc = uv_thread_create(&x->tid, lask__executor_main, x);
     x->started = rc == 0;
   }
   uv_mutex_lock(&pool->lock);

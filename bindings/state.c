@@ -8,6 +8,9 @@
 ** modules come from the copies compiled into the library, so a worker runs
 ** the same lask as the client even when the client's path does not list it.
 */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "state.h"
 
 /* Loader for a built-in Lua module: upvalue 1 is its index in
@@ -60,8 +63,32 @@ static int setup_state(lua_State *L) {
   return 0;
 }
 
+/* The allocator of executor states: the C library's realloc and free.
+** LuaJIT's own allocator recycles memory with mmap and mremap, which
+** ThreadSanitizer cannot follow across threads; malloc it can, and a
+** per-state allocator is where memory accounting will hook in. */
+static void *state_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  return realloc(ptr, nsize);
+}
+
+static int state_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "lask: unprotected error in an executor state: %s\n",
+          msg ? msg : "(not a string)");
+  return 0; /* abort() follows, as with luaL_newstate's handler */
+}
+
 lua_State *lask__state_new(const char *path, const char *cpath) {
-  lua_State *L = luaL_newstate();
+  /* LuaJIT without GC64 refuses a custom allocator: use its own then. */
+  lua_State *L = lua_newstate(state_alloc, NULL);
+  if (L != NULL) lua_atpanic(L, state_panic);
+  else L = luaL_newstate();
   if (L == NULL) return NULL;
   lua_pushcfunction(L, setup_state);
   lua_pushlightuserdata(L, (void *)path);
