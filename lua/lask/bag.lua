@@ -345,6 +345,9 @@ function methods:map(f, ...)
   local bags = false
   for i = 1, extra.n do
     if is_bag(extra[i]) then bags = true end
+    if getmetatable(extra[i]) == bag.Item then -- a lazy reduction result
+      extra[i] = extra[i].delayed
+    end
   end
   if bags then return self:_map_with_bags(f, extra) end
   local step = {"map", f, n = extra.n + 2}

@@ -70,6 +70,13 @@ for _, sched in ipairs({"sync", "threads"}) do
       end))
     end)
 
+    it("maps with an Item as an extra argument", function()
+      local b = bag.range(4, {npartitions = 2})
+      local total = b:sum()
+      assert.are.same({0.1, 0.2, 0.3, 0.4},
+        b:map(function(x, t) return x / t end, total):compute())
+    end)
+
     it("reduces: sum count min max mean var std any all", function()
       local b = bag.from_sequence({3, 1, 4, 1, 5, 9, 2, 6}, {npartitions = 3})
       assert.are.equal(31, b:sum():compute())
