@@ -209,12 +209,6 @@ static void add_task(struct walk *w, uint32_t t, int d) {
   (void)t;
 }
 
-/* Frees the walk's scratch payload when the walk ends, even by an error:
-** it lives in a userdata with this __gc. */
-static int scratch_gc(lua_State *L) {
-  lask__wbuf_close(lua_touserdata(L, 1));
-  return 0;
-}
 
 /* Raises the error of a failed plan, naming the task involved. */
 static int plan_error(lua_State *L, struct job *j, int rc, uint32_t bad) {
@@ -255,13 +249,7 @@ int lask__build_job(lua_State *L) {
   w.mt = 2;
   w.n = 0;
   w.session = session;
-  struct lask_wbuf *pay = lua_newuserdatauv(L, sizeof *pay, 0);
-  lask__wbuf_init(pay);
-  lua_newtable(L);
-  lua_pushcfunction(L, scratch_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  w.pay = pay;
+  w.pay = lask__new_boxed_wbuf(L); /* freed even if the walk raises */
   lua_createtable(L, 0, (int)nout); /* at least the outputs: fewer rehashes */
   w.map = lua_gettop(L);
   lua_createtable(L, (int)nout, 0);

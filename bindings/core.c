@@ -32,23 +32,9 @@ struct ctx {
   int busy; /* the scratch buffer is in use by an encoding */
 };
 
-/* A private buffer for an encoding that runs while the scratch buffer is
-** busy: a __gc finalizer or a hook may call lask.serialize in the middle
-** of another encoding. Lives in a userdata whose __gc frees it. */
-static int wbuf_gc(lua_State *L) {
-  lask__wbuf_close(lua_touserdata(L, 1));
-  return 0;
-}
-
-static struct lask_wbuf *new_boxed_wbuf(lua_State *L) {
-  struct lask_wbuf *w = lua_newuserdatauv(L, sizeof *w, 0);
-  lask__wbuf_init(w);
-  lua_newtable(L);
-  lua_pushcfunction(L, wbuf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  return w;
-}
+/* An encoding that runs while the scratch buffer is busy (a __gc
+** finalizer or a hook may call lask.serialize in the middle of another
+** encoding) gets a private buffer from lask__new_boxed_wbuf. */
 
 /* Encodes the values at idx.. with enc(), into the scratch buffer or, if
 ** that is busy, a private one; pushes the result as a string (or, with
@@ -57,7 +43,7 @@ static int encode_to_string(lua_State *L, int idx, int count,
                             const struct lask_placeholders *ph, int hash) {
   struct ctx *c = lua_touserdata(L, lua_upvalueindex(1));
   int reentered = c->busy;
-  struct lask_wbuf *w = reentered ? new_boxed_wbuf(L) : &c->scratch;
+  struct lask_wbuf *w = reentered ? lask__new_boxed_wbuf(L) : &c->scratch;
   c->busy = 1;
   w->len = 0;
   if (ph == NULL && count == 1) {

@@ -77,6 +77,21 @@ int lask__value_register_metatable(lua_State *L) {
   return 1;
 }
 
+static int wbuf_gc(lua_State *L) {
+  lask__wbuf_close(lua_touserdata(L, 1));
+  return 0;
+}
+
+struct lask_wbuf *lask__new_boxed_wbuf(lua_State *L) {
+  struct lask_wbuf *w = lua_newuserdatauv(L, sizeof *w, 0);
+  lask__wbuf_init(w);
+  lua_newtable(L);
+  lua_pushcfunction(L, wbuf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  return w;
+}
+
 int lask__fail(lua_State *L, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -351,6 +366,23 @@ static int enc_placeholder(struct enc *e, int idx) {
   return 1;
 }
 
+/* Writes one table entry, its value at 'top' and its key just below: as
+** the next array value when 'next', else as a key/value pair. */
+static void enc_entry(struct enc *e, int top, int next, const struct step *at,
+                      uint32_t *narr, uint32_t *nhash) {
+  if (next) {
+    struct step s = {STEP_INDEX, 0, (lua_Integer)*narr + 1, at};
+    enc_value(e, top, &s);
+    (*narr)++;
+  } else {
+    struct step sk = {STEP_KEY, 0, 0, at};
+    struct step sv = {STEP_FIELD, top - 1, 0, at};
+    enc_value(e, top - 1, &sk);
+    enc_value(e, top, &sv);
+    (*nhash)++;
+  }
+}
+
 /* Writes the entries of the table at 'idx' in lua_next order: array
 ** values first, then pairs; counts them into *narr and *nhash. */
 static void enc_entries(struct enc *e, int idx, const struct step *at,
@@ -369,21 +401,12 @@ static void enc_entries(struct enc *e, int idx, const struct step *at,
     int next = (*nhash) == 0 && lua_type(L, -2) == LUA_TNUMBER &&
                lua_tonumber(L, -2) == (lua_Number)(*narr) + 1;
 #endif
-    if (next) {
-      if (lua_type(L, top) == LUA_TNUMBER) { /* the hot case, inline */
-        reserve(e, 16);
-        enc_number(e, top);
-      } else {
-        struct step s = {STEP_INDEX, 0, (lua_Integer)(*narr) + 1, at};
-        enc_value(e, top, &s);
-      }
+    if (next && lua_type(L, top) == LUA_TNUMBER) { /* the hot case */
+      reserve(e, 16);
+      enc_number(e, top);
       (*narr)++;
     } else {
-      struct step sk = {STEP_KEY, 0, 0, at};
-      struct step sv = {STEP_FIELD, top - 1, 0, at};
-      enc_value(e, top - 1, &sk);
-      enc_value(e, top, &sv);
-      (*nhash)++;
+      enc_entry(e, top, next, at, narr, nhash);
     }
     lua_pop(L, 1);
     if ((*narr) == UINT32_MAX || (*nhash) == UINT32_MAX) {
@@ -451,17 +474,7 @@ static void enc_entries_sorted(struct enc *e, int idx, const struct step *at,
     int top = lua_gettop(L);
     int next = *nhash == 0 && ck[i].rank == 0 &&
                ck[i].num == (double)*narr + 1;
-    if (next) {
-      struct step s = {STEP_INDEX, 0, (lua_Integer)*narr + 1, at};
-      enc_value(e, top, &s);
-      (*narr)++;
-    } else {
-      struct step sk = {STEP_KEY, 0, 0, at};
-      struct step sv = {STEP_FIELD, top - 1, 0, at};
-      enc_value(e, top - 1, &sk);
-      enc_value(e, top, &sv);
-      (*nhash)++;
-    }
+    enc_entry(e, top, next, at, narr, nhash);
     lua_pop(L, 2);
   }
   lua_pop(L, 2);

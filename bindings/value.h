@@ -31,6 +31,10 @@ LASK_INTERNAL extern const char lask__key_name_by_mt;
 LASK_INTERNAL void lask__push_regtable(lua_State *L, const void *key,
                                        const char *mode);
 
+/* Pushes a userdata holding an empty writer whose __gc frees it: scratch
+** memory that an error half-way through cannot leak. */
+LASK_INTERNAL struct lask_wbuf *lask__new_boxed_wbuf(lua_State *L);
+
 /* Raises "lask: ..." formatted like lua_pushfstring, with no position
 ** prefix: lask's messages start with "lask:" wherever they are caught. */
 LASK_INTERNAL int lask__fail(lua_State *L, const char *fmt, ...);

@@ -19,6 +19,23 @@ local function label(opts)
     .. (opts.optimize_graph == false and "/unfused" or "")
 end
 
+-- Runs Lua 'source' as a script in a child interpreter (LASK_BIN) under
+-- 'prefix' (e.g. a timeout) and returns its output, or nil when no child
+-- can run here (no LASK_BIN, or under TSan).
+local function run_child(source, prefix)
+  local bin = os.getenv("LASK_BIN")
+  if not bin or SANITIZED then return nil end
+  local script = os.tmpname()
+  local f = io.open(script, "w")
+  f:write(source)
+  f:close()
+  local p = io.popen(("%s %s %s 2>&1"):format(prefix, bin, script))
+  local out = p:read("*a")
+  p:close()
+  os.remove(script)
+  return out
+end
+
 local function errmsg(f, ...)
   local ok, err = pcall(f, ...)
   assert.is_false(ok, "expected an error")
@@ -572,14 +589,7 @@ end)
 
 describe("a failing task", function()
   it("cancels the run without waiting for a never-ending sibling", function()
-    local bin = os.getenv("LASK_BIN")
-    if not bin or SANITIZED then
-      pending("needs LASK_BIN, outside TSan (run through make test)")
-      return
-    end
-    local script = os.tmpname()
-    local f = io.open(script, "w")
-    f:write([[
+    local out = run_child([[
 local lask = require "lask"
 local forever = lask.delayed(function()
   if jit then jit.off() end
@@ -592,12 +602,11 @@ local fail = lask.delayed(function()
   error("boom")
 end)
 print(pcall(lask.compute, {forever(), fail()}, {num_workers = 2}))
-]])
-    f:close()
-    local p = io.popen(("timeout -k 5 60 %s %s 2>&1"):format(bin, script))
-    local out = p:read("*a")
-    p:close()
-    os.remove(script)
+]], "timeout -k 5 60")
+    if not out then
+      pending("needs LASK_BIN, outside TSan (run through make test)")
+      return
+    end
     assert.matches("false%s+lask: task '.-' raised an error", out)
     assert.matches("boom", out, 1, true)
   end)
@@ -606,19 +615,13 @@ end)
 describe("Ctrl-C during compute", function()
   it("cancels running and queued tasks, then the pool works again",
      function()
-    local bin = os.getenv("LASK_BIN")
-    if not bin then
-      pending("LASK_BIN is not set (run through make test)")
-      return
-    end
     if SANITIZED then
       pending("ThreadSanitizer defers signals until a thread calls libc, " ..
               "so a pure Lua loop cannot be interrupted under it")
       return
     end
-    local script = os.tmpname()
-    local f = io.open(script, "w")
-    f:write([[
+    local t0 = core.now()
+    local out = run_child([[
 local lask = require "lask"
 local spin = lask.delayed(function()
   if jit then jit.off() end -- LuaJIT runs no hooks in compiled loops
@@ -630,15 +633,12 @@ local ok, err = pcall(lask.compute, {spin(), spin(), spin()},
                       {num_workers = 2})
 print(ok, err)
 print("after", lask.delayed(function() return 42 end)():compute())
-]])
-    f:close()
-    local t0 = core.now()
-    local p = io.popen(("timeout -k 20 -s INT 2 %s %s 2>&1"):format(bin,
-                                                                   script))
-    local out = p:read("*a")
-    p:close()
+]], "timeout -k 20 -s INT 2")
+    if not out then
+      pending("LASK_BIN is not set (run through make test)")
+      return
+    end
     local elapsed = core.now() - t0
-    os.remove(script)
     assert.matches("false%s+lask: computation interrupted", out)
     assert.matches("after%s+42", out)
     assert.is_true(elapsed < 15, "took " .. elapsed .. " s")

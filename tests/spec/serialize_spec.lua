@@ -7,6 +7,25 @@ local core = require "lask.core"
 
 local is54 = math.type ~= nil
 
+-- Runs 'body' (Lua code that writes to the file named by the global PATH)
+-- in the other interpreter (LASK_OTHER_LUA) and returns the file's bytes,
+-- or nil when the other interpreter is not configured.
+local function bytes_from_other(body)
+  local other = os.getenv("LASK_OTHER_LUA")
+  if not other then return nil end
+  local path = os.tmpname()
+  local script = ("PATH = %q; local l = require 'lask'; " ..
+                  "local h = io.open(PATH, 'wb'); %s; h:close()")
+                 :format(path, body)
+  local env = ("LUA_CPATH=%q "):format(os.getenv("LASK_OTHER_CPATH") or "")
+  assert(os.execute(env .. other .. " -e " .. ("%q"):format(script)))
+  local fh = assert(io.open(path, "rb"))
+  local bytes = fh:read("*a")
+  fh:close()
+  os.remove(path)
+  return bytes
+end
+
 local function rt(v)
   return lask.deserialize(lask.serialize(v))
 end
@@ -643,22 +662,11 @@ describe("values crossing states", function()
   end)
 
   it("refuse bytecode made by the other interpreter, saying so", function()
-    local other = os.getenv("LASK_OTHER_LUA")
-    if not other then
+    local bytes = bytes_from_other("h:write(l.serialize({function() end, 1.5}))")
+    if not bytes then
       pending("LASK_OTHER_LUA is not set (run through make test)")
       return
     end
-    local path = os.tmpname()
-    local script = ("local l = require 'lask'; local h = io.open(%q, 'wb'); " ..
-                    "h:write(l.serialize({function() end, 1.5})); h:close()")
-                   :format(path)
-    local env = ("LUA_CPATH=%q "):format(os.getenv("LASK_OTHER_CPATH") or "")
-    assert.is_truthy(os.execute(env .. other .. " -e " ..
-                                ("%q"):format(script)))
-    local fh = assert(io.open(path, "rb"))
-    local bytes = fh:read("*a")
-    fh:close()
-    os.remove(path)
     local msg = errmsg(lask.deserialize, bytes)
     assert.matches("cannot deserialize bytecode made by", msg, 1, true)
     assert.matches(is54 and "LuaJIT 2.1 in Lua 5.4" or
@@ -666,23 +674,13 @@ describe("values crossing states", function()
   end)
 
   it("accept plain data made by the other interpreter", function()
-    local other = os.getenv("LASK_OTHER_LUA")
-    if not other then
+    local bytes = bytes_from_other(
+      "h:write(l.serialize({1, 2.5, 'x', {y = true}}))")
+    if not bytes then
       pending("LASK_OTHER_LUA is not set (run through make test)")
       return
     end
-    local path = os.tmpname()
-    local script = ("local l = require 'lask'; local h = io.open(%q, 'wb'); " ..
-                    "h:write(l.serialize({1, 2.5, 'x', {y = true}})); " ..
-                    "h:close()"):format(path)
-    local env = ("LUA_CPATH=%q "):format(os.getenv("LASK_OTHER_CPATH") or "")
-    assert.is_truthy(os.execute(env .. other .. " -e " ..
-                                ("%q"):format(script)))
-    local fh = assert(io.open(path, "rb"))
-    local back = lask.deserialize(fh:read("*a"))
-    fh:close()
-    os.remove(path)
-    assert.are.same({1, 2.5, "x", {y = true}}, back)
+    assert.are.same({1, 2.5, "x", {y = true}}, lask.deserialize(bytes))
   end)
 
   it("name an integer LuaJIT cannot hold exactly", function()
@@ -690,21 +688,11 @@ describe("values crossing states", function()
       pending("only LuaJIT has no 64-bit integers")
       return
     end
-    local other = os.getenv("LASK_OTHER_LUA")
-    if not other then
+    local bytes = bytes_from_other("h:write(l.serialize(1 << 60))")
+    if not bytes then
       pending("LASK_OTHER_LUA is not set (run through make test)")
       return
     end
-    local path = os.tmpname()
-    local script = ("local l = require 'lask'; local h = io.open(%q, 'wb'); " ..
-                    "h:write(l.serialize(1 << 60)); h:close()"):format(path)
-    local env = ("LUA_CPATH=%q "):format(os.getenv("LASK_OTHER_CPATH") or "")
-    assert.is_truthy(os.execute(env .. other .. " -e " ..
-                                ("%q"):format(script)))
-    local fh = assert(io.open(path, "rb"))
-    local bytes = fh:read("*a")
-    fh:close()
-    os.remove(path)
     assert.matches("cannot deserialize integer 1152921504606846976",
                    errmsg(lask.deserialize, bytes), 1, true)
   end)
