@@ -9,6 +9,7 @@
 ** naming the element's index and type.
 */
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "strings.h"
@@ -243,7 +244,104 @@ static int l_count_values(lua_State *L) {
   return 1;
 }
 
+/* Open-addressing table of byte strings (pointing into the partition's
+** lines, which stay anchored as the call's argument) and their counts. */
+struct wslot {
+  const char *s; /* NULL: empty */
+  size_t len;
+  uint64_t hash;
+  lua_Integer count;
+};
+
+/* Returns the slot for the word s[0..len) in 'tab' (mask + 1 slots). */
+static struct wslot *wfind(struct wslot *tab, size_t mask, const char *s,
+                           size_t len, uint64_t h) {
+  size_t i = (size_t)h & mask;
+  for (;;) {
+    struct wslot *w = &tab[i];
+    if (w->s == NULL ||
+        (w->hash == h && w->len == len && memcmp(w->s, s, len) == 0)) {
+      return w;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+/* Grows the table held in the userdata at stack index 'box' to twice its
+** size (a new userdata replaces it; the old one is garbage). */
+static struct wslot *wgrow(lua_State *L, int box, struct wslot *tab,
+                           size_t *mask) {
+  size_t n = (*mask + 1) * 2;
+  struct wslot *big = lua_newuserdatauv(L, n * sizeof *big, 0);
+  memset(big, 0, n * sizeof *big);
+  for (size_t i = 0; i <= *mask; i++) {
+    if (tab[i].s != NULL) {
+      *wfind(big, n - 1, tab[i].s, tab[i].len, tab[i].hash) = tab[i];
+    }
+  }
+  lua_replace(L, box);
+  *mask = n - 1;
+  return big;
+}
+
+/* count_split(lines [, sep]) -> {word = count}: what
+** str:split():flatten():frequencies() computes for one partition, counted
+** from the lines' bytes, with a Lua string made once per distinct word. */
+static int l_count_split(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t seplen = 0;
+  const char *sep = luaL_optlstring(L, 2, NULL, &seplen);
+  luaL_argcheck(L, sep == NULL || seplen > 0, 2, "empty separator");
+  lua_settop(L, 2);
+  size_t mask = 1023, used = 0;
+  struct wslot *tab = lua_newuserdatauv(L, (mask + 1) * sizeof *tab, 0);
+  memset(tab, 0, (mask + 1) * sizeof *tab);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = element(L, i, &len), *end = s + len;
+    lua_pop(L, 1); /* the line stays referenced by the list */
+    while (s < end || (sep != NULL && s == end)) {
+      const char *w = s, *stop;
+      if (sep == NULL) {
+        while (w < end && isspace((unsigned char)*w)) w++;
+        stop = w;
+        while (stop < end && !isspace((unsigned char)*stop)) stop++;
+        s = stop;
+        if (stop == w) break;
+      } else {
+        const char *hit = memmem(w, (size_t)(end - w), sep, seplen);
+        stop = hit ? hit : end;
+        s = hit ? hit + seplen : end + 1;
+      }
+      size_t wl = (size_t)(stop - w);
+      uint64_t h = lask_hash64(w, wl, 0);
+      struct wslot *slot = wfind(tab, mask, w, wl, h);
+      if (slot->s == NULL) {
+        if (2 * (used + 1) > mask + 1) {
+          tab = wgrow(L, 3, tab, &mask);
+          slot = wfind(tab, mask, w, wl, h);
+        }
+        slot->s = w;
+        slot->len = wl;
+        slot->hash = h;
+        used++;
+      }
+      slot->count++;
+    }
+  }
+  lua_createtable(L, 0, (int)used);
+  for (size_t i = 0; i <= mask; i++) {
+    if (tab[i].s == NULL) continue;
+    lua_pushlstring(L, tab[i].s, tab[i].len);
+    lua_pushinteger(L, tab[i].count);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
 static const luaL_Reg string_funcs[] = {
+  {"count_split", l_count_split},
   {"str_split", l_str_split},
   {"str_split_flat", l_str_split_flat},
   {"flatten_list", l_flatten_list},

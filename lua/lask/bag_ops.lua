@@ -214,15 +214,18 @@ end
 --- frequencies([sort]): a bag of {value, count} pairs; with sort, most
 -- frequent first.
 function methods:frequencies(sort)
-  local count_part = core.count_values or function(p)
-    local t = {}
-    for i = 1, #p do
-      local x = p[i]
-      t[x] = (t[x] or 0) + 1
-    end
-    return t
+  local source, count_part = self, core.count_values
+  local last = self.steps[#self.steps]
+  if last and last[1] == "list" and last[2] == core.str_split_flat then
+    -- str:split():flatten():frequencies(): count the words straight from
+    -- the lines' bytes in C, one Lua string per distinct word.
+    local steps = {}
+    for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
+    source = new_bag(self.parts, steps)
+    local sep, count_split = last[3], core.count_split
+    count_part = function(p) return count_split(p, sep) end
   end
-  local item = self:reduction(count_part, function(tables)
+  local item = source:reduction(count_part, function(tables)
     local t = {}
     for _, c in ipairs(tables) do
       for k, n in pairs(c) do t[k] = (t[k] or 0) + n end
