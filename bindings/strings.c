@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "strings.h"
+#include "textio.h"
 #include "value.h"
 
 /* Returns the string at index 'i' of the list at 1, or raises. */
@@ -253,14 +254,24 @@ struct wslot {
   lua_Integer count;
 };
 
+/* Are the 'n' bytes at a and b equal? Short words are compared inline: a
+** memcmp call costs more than the comparison. */
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+  if (n > 16) return memcmp(a, b, n) == 0;
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] != b[i]) return 0;
+  }
+  return 1;
+}
+
 /* Returns the slot for the word s[0..len) in 'tab' (mask + 1 slots). */
 static struct wslot *wfind(struct wslot *tab, size_t mask, const char *s,
                            size_t len, uint64_t h) {
-  size_t i = (size_t)h & mask;
+  size_t i = (size_t)(h ^ (h >> 29)) & mask;
   for (;;) {
     struct wslot *w = &tab[i];
     if (w->s == NULL ||
-        (w->hash == h && w->len == len && memcmp(w->s, s, len) == 0)) {
+        (w->hash == h && w->len == len && same_bytes(w->s, s, len))) {
       return w;
     }
     i = (i + 1) & mask;
@@ -284,6 +295,71 @@ static struct wslot *wgrow(lua_State *L, int box, struct wslot *tab,
   return big;
 }
 
+/* A word table being filled: its userdata sits at stack index 'box'. */
+struct wtable {
+  struct wslot *tab;
+  size_t mask, used;
+  int box;
+};
+
+static void wtable_init(lua_State *L, struct wtable *t) {
+  t->mask = 1023;
+  t->used = 0;
+  t->tab = lua_newuserdatauv(L, (t->mask + 1) * sizeof *t->tab, 0);
+  memset(t->tab, 0, (t->mask + 1) * sizeof *t->tab);
+  t->box = lua_gettop(L);
+}
+
+/* Counts the words of s[0..len) (split on whitespace runs, or on 'sep'),
+** keeping pointers into s: the bytes must outlive the table. */
+static void count_words(lua_State *L, struct wtable *t, const char *s,
+                        size_t len, const char *sep, size_t seplen) {
+  const char *end = s + len;
+  while (s < end || (sep != NULL && s == end)) {
+    const char *w = s, *stop;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, fused with the scan */
+    if (sep == NULL) {
+      while (w < end && isspace((unsigned char)*w)) w++;
+      stop = w;
+      while (stop < end && !isspace((unsigned char)*stop)) {
+        h = (h ^ (unsigned char)*stop) * 0x100000001b3ull;
+        stop++;
+      }
+      s = stop;
+      if (stop == w) break;
+    } else {
+      const char *hit = memmem(w, (size_t)(end - w), sep, seplen);
+      stop = hit ? hit : end;
+      s = hit ? hit + seplen : end + 1;
+      h = lask_hash64(w, (size_t)(stop - w), 0);
+    }
+    size_t wl = (size_t)(stop - w);
+    struct wslot *slot = wfind(t->tab, t->mask, w, wl, h);
+    if (slot->s == NULL) {
+      if (2 * (t->used + 1) > t->mask + 1) {
+        t->tab = wgrow(L, t->box, t->tab, &t->mask);
+        slot = wfind(t->tab, t->mask, w, wl, h);
+      }
+      slot->s = w;
+      slot->len = wl;
+      slot->hash = h;
+      t->used++;
+    }
+    slot->count++;
+  }
+}
+
+/* Pushes {word = count} for the table 't'. */
+static void push_counts(lua_State *L, const struct wtable *t) {
+  lua_createtable(L, 0, (int)t->used);
+  for (size_t i = 0; i <= t->mask; i++) {
+    if (t->tab[i].s == NULL) continue;
+    lua_pushlstring(L, t->tab[i].s, t->tab[i].len);
+    lua_pushinteger(L, t->tab[i].count);
+    lua_rawset(L, -3);
+  }
+}
+
 /* count_split(lines [, sep]) -> {word = count}: what
 ** str:split():flatten():frequencies() computes for one partition, counted
 ** from the lines' bytes, with a Lua string made once per distinct word. */
@@ -293,55 +369,53 @@ static int l_count_split(lua_State *L) {
   const char *sep = luaL_optlstring(L, 2, NULL, &seplen);
   luaL_argcheck(L, sep == NULL || seplen > 0, 2, "empty separator");
   lua_settop(L, 2);
-  size_t mask = 1023, used = 0;
-  struct wslot *tab = lua_newuserdatauv(L, (mask + 1) * sizeof *tab, 0);
-  memset(tab, 0, (mask + 1) * sizeof *tab);
+  struct wtable t;
+  wtable_init(L, &t);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, i, &len), *end = s + len;
+    const char *s = element(L, i, &len);
     lua_pop(L, 1); /* the line stays referenced by the list */
-    while (s < end || (sep != NULL && s == end)) {
-      const char *w = s, *stop;
-      if (sep == NULL) {
-        while (w < end && isspace((unsigned char)*w)) w++;
-        stop = w;
-        while (stop < end && !isspace((unsigned char)*stop)) stop++;
-        s = stop;
-        if (stop == w) break;
-      } else {
-        const char *hit = memmem(w, (size_t)(end - w), sep, seplen);
-        stop = hit ? hit : end;
-        s = hit ? hit + seplen : end + 1;
-      }
-      size_t wl = (size_t)(stop - w);
-      uint64_t h = lask_hash64(w, wl, 0);
-      struct wslot *slot = wfind(tab, mask, w, wl, h);
-      if (slot->s == NULL) {
-        if (2 * (used + 1) > mask + 1) {
-          tab = wgrow(L, 3, tab, &mask);
-          slot = wfind(tab, mask, w, wl, h);
-        }
-        slot->s = w;
-        slot->len = wl;
-        slot->hash = h;
-        used++;
-      }
-      slot->count++;
+    count_words(L, &t, s, len, sep, seplen);
+  }
+  push_counts(L, &t);
+  return 1;
+}
+
+/* count_block(path, start, size [, sep]) -> {word = count} of the lines
+** the block owns (the same lines lask.core.read_block returns), counted
+** from the file's bytes with no Lua string per line or per word. */
+static int l_count_block(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer start = luaL_checkinteger(L, 2);
+  lua_Integer size = luaL_checkinteger(L, 3);
+  size_t seplen = 0;
+  const char *sep = luaL_optlstring(L, 4, NULL, &seplen);
+  luaL_argcheck(L, start >= 0 && size > 0, 2, "bad block");
+  luaL_argcheck(L, sep == NULL || seplen > 0, 4, "empty separator");
+  lua_settop(L, 4);
+  size_t n;
+  const char *buf = lask__read_block_bytes(L, path, start, size, &n);
+  struct wtable t;
+  wtable_init(L, &t);
+  if (sep == NULL) { /* '\n' is whitespace: the block splits as a whole */
+    count_words(L, &t, buf, n, NULL, 0);
+  } else { /* a piece must not run across a line end: line by line */
+    const char *p = buf, *end = buf + n;
+    while (p < end) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *stop = nl ? nl + 1 : end;
+      count_words(L, &t, p, (size_t)(stop - p), sep, seplen);
+      p = stop;
     }
   }
-  lua_createtable(L, 0, (int)used);
-  for (size_t i = 0; i <= mask; i++) {
-    if (tab[i].s == NULL) continue;
-    lua_pushlstring(L, tab[i].s, tab[i].len);
-    lua_pushinteger(L, tab[i].count);
-    lua_rawset(L, -3);
-  }
+  push_counts(L, &t);
   return 1;
 }
 
 static const luaL_Reg string_funcs[] = {
   {"count_split", l_count_split},
+  {"count_block", l_count_block},
   {"str_split", l_str_split},
   {"str_split_flat", l_str_split_flat},
   {"flatten_list", l_flatten_list},

@@ -49,6 +49,56 @@ static FILE **open_boxed(lua_State *L, const char *path, const char *mode) {
   return f;
 }
 
+const char *lask__read_block_bytes(lua_State *L, const char *path,
+                                   lua_Integer start, lua_Integer size,
+                                   size_t *n) {
+  FILE **f = open_boxed(L, path, "rb");
+  int box = lua_gettop(L);
+  long first = (long)(start > 0 ? start - 1 : 0);
+  if (fseek(*f, first, SEEK_SET) != 0) io_fail(L, "cannot seek in", path);
+  /* Read the block and one byte before it, then on to the end of the last
+  ** line that starts inside it. */
+  size_t cap = (size_t)size + 1 + CHUNK, len = 0;
+  char *buf = lua_newuserdatauv(L, cap, 0);
+  size_t want = (size_t)size + (start > 0 ? 1 : 0);
+  len = fread(buf, 1, want, *f);
+  if (len < want && ferror(*f)) io_fail(L, "cannot read", path);
+  while (len == want && (len == 0 || buf[len - 1] != '\n')) {
+    if (cap - len < CHUNK) { /* grow: a new userdata replaces the old */
+      char *more = lua_newuserdatauv(L, cap * 2, 0);
+      memcpy(more, buf, len);
+      lua_replace(L, -2);
+      buf = more;
+      cap *= 2;
+    }
+    size_t got = fread(buf + len, 1, 1, *f); /* byte by byte to '\n' */
+    if (got == 0) {
+      if (ferror(*f)) io_fail(L, "cannot read", path);
+      break;
+    }
+    len += got;
+    want = len;
+  }
+  fclose(*f);
+  *f = NULL;
+  lua_remove(L, box);
+  /* Drop the partial line the previous block owns. */
+  const char *p = buf, *end = buf + len;
+  if (start > 0) {
+    const char *nl = memchr(p, '\n', len);
+    p = nl ? nl + 1 : end;
+  }
+  /* Lines starting at or after start + size belong to the next block. */
+  const char *limit = buf + (start > 0 ? 1 : 0) + size;
+  const char *q = p;
+  while (q < end && q < limit) {
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    q = nl ? nl + 1 : end;
+  }
+  *n = (size_t)(q - p);
+  return p;
+}
+
 /* read_block(path, start, size) -> the list of lines the block owns. */
 static int l_read_block(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);

@@ -11,4 +11,13 @@
 ** top. */
 LASK_INTERNAL void lask__textio_register(lua_State *L);
 
+/* Pushes a userdata holding the bytes of the lines that the block
+** [start, start + size) of 'path' owns (as read_block defines them), and
+** returns them with their length in *n. Raises on I/O errors. */
+LASK_INTERNAL const char *lask__read_block_bytes(lua_State *L,
+                                                 const char *path,
+                                                 lua_Integer start,
+                                                 lua_Integer size,
+                                                 size_t *n);
+
 #endif

@@ -20,8 +20,12 @@ local methods = {}
 local function is_bag(v) return getmetatable(v) == Bag end
 bag.is_bag = is_bag
 
-local function new_bag(parts, steps)
-  return setmetatable({parts = parts, steps = steps or {}}, Bag)
+-- 'source' (optional) says where the partitions come from, for fast paths:
+-- {kind = "text", blocks = {{path, start, size} | {path, gz = true}}} for
+-- read_text (one block per partition, before any step).
+local function new_bag(parts, steps, source)
+  return setmetatable({parts = parts, steps = steps or {}, source = source},
+                      Bag)
 end
 
 Bag.__index = function(self, k)
@@ -126,7 +130,7 @@ local function with_step(self, step)
   local steps = {}
   for i, s in ipairs(self.steps) do steps[i] = s end
   steps[#steps + 1] = step
-  return new_bag(self.parts, steps)
+  return new_bag(self.parts, steps, self.source)
 end
 
 -- ------------------------------------------------------------ constructors
@@ -288,21 +292,24 @@ function bag.read_text(paths, opts)
   end
   local blocksize = opts.blocksize == nil and 64e6 or opts.blocksize
   if blocksize then blocksize = parse_bytes(blocksize, "bag.read_text") end
-  local parts = {}
+  local parts, blocks = {}, {}
+  local function block(path, start, size)
+    parts[#parts + 1] = read_block(path, start, size)
+    blocks[#blocks + 1] = {path, start, size}
+  end
   for _, path in ipairs(list) do
     local size = core.file_size(path) -- raises, naming a missing file
     if path:match("%.gz$") then
       parts[#parts + 1] = read_gzip(path)
+      blocks[#blocks + 1] = {path, gz = true}
     elseif not blocksize or size <= blocksize then
-      parts[#parts + 1] = read_block(path, 0, math.max(size, 1))
+      block(path, 0, math.max(size, 1))
     else
-      for start = 0, size - 1, blocksize do
-        parts[#parts + 1] = read_block(path, start, blocksize)
-      end
+      for start = 0, size - 1, blocksize do block(path, start, blocksize) end
     end
   end
-  if #parts == 0 then parts[1] = lask.delayed({}) end
-  return new_bag(parts)
+  if #parts == 0 then return new_bag({lask.delayed({})}) end
+  return new_bag(parts, nil, {kind = "text", blocks = blocks})
 end
 
 local write_part = lask.delayed(function(part, path)
@@ -418,7 +425,7 @@ function methods:flatten()
     local steps = {}
     for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
     steps[#steps + 1] = {"list", core.str_split_flat, last[3], n = last.n}
-    return new_bag(self.parts, steps)
+    return new_bag(self.parts, steps, self.source)
   end
   if last and last[1] == "list" then -- after a C step, flatten in C too
     return with_step(self, {"list", core.flatten_list, n = 2})

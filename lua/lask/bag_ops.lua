@@ -61,6 +61,13 @@ function methods:reduction(perpart, agg, opts)
   end
   local level = {}
   for i, p in ipairs(self:to_delayed()) do level[i] = per_partition(perpart, p) end
+  return new_item(bag.reduce_tree(level, agg, every))
+end
+
+--- Aggregates a list of Delayed values with agg (a function of a list) in
+-- a tree of fan-in 'every'; returns the root Delayed.
+function bag.reduce_tree(level, agg, every)
+  every = every or 8
   repeat
     local next_level = {}
     for i = 1, #level, every do
@@ -69,7 +76,7 @@ function methods:reduction(perpart, agg, opts)
     end
     level = next_level
   until #level == 1
-  return new_item(level[1])
+  return level[1]
 end
 
 function ops.fold_list(binop, initial, has_initial, list)
@@ -211,27 +218,48 @@ local function item_bag(item)
   return new_bag({item.delayed})
 end
 
+local count_block = lask.delayed(core.count_block, {name = "count-words"})
+local count_gzip = lask.delayed(function(path, sep)
+  local c = require "lask.core"
+  return c.count_split(c.read_gzip(path), sep)
+end, {name = "count-words"})
+
 --- frequencies([sort]): a bag of {value, count} pairs; with sort, most
 -- frequent first.
 function methods:frequencies(sort)
-  local source, count_part = self, core.count_values
-  local last = self.steps[#self.steps]
-  if last and last[1] == "list" and last[2] == core.str_split_flat then
-    -- str:split():flatten():frequencies(): count the words straight from
-    -- the lines' bytes in C, one Lua string per distinct word.
-    local steps = {}
-    for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
-    source = new_bag(self.parts, steps)
-    local sep, count_split = last[3], core.count_split
-    count_part = function(p) return count_split(p, sep) end
-  end
-  local item = source:reduction(count_part, function(tables)
+  local merge = function(tables)
     local t = {}
     for _, c in ipairs(tables) do
       for k, n in pairs(c) do t[k] = (t[k] or 0) + n end
     end
     return t
-  end):apply(function(t)
+  end
+  local item
+  local last = self.steps[#self.steps]
+  local split = last and last[1] == "list" and last[2] == core.str_split_flat
+  if split and #self.steps == 1 and self.source and
+     self.source.kind == "text" then
+    -- read_text(...).str:split():flatten():frequencies(): each block's
+    -- words are counted from the file's bytes in one C pass.
+    local sep, counts = last[3], {}
+    for i, blk in ipairs(self.source.blocks) do
+      counts[i] = blk.gz and count_gzip(blk[1], sep) or
+                  count_block(blk[1], blk[2], blk[3], sep)
+    end
+    item = new_item(bag.reduce_tree(counts, merge))
+  elseif split then
+    -- str:split():flatten():frequencies(): count the words straight from
+    -- the lines' bytes in C, one Lua string per distinct word.
+    local steps = {}
+    for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
+    local sep, count_split = last[3], core.count_split
+    item = new_bag(self.parts, steps):reduction(function(p)
+      return count_split(p, sep)
+    end, merge)
+  else
+    item = self:reduction(core.count_values, merge)
+  end
+  item = item:apply(function(t)
     local pairs_list = {}
     for k, n in pairs(t) do pairs_list[#pairs_list + 1] = {k, n} end
     if sort then

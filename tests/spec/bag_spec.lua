@@ -294,6 +294,35 @@ describe("bag text files", function()
                     bag.read_text(dir .. "/out/deeper/*.txt"):compute())
   end)
 
+  it("counts words from file blocks exactly as the generic path", function()
+    math.randomseed(11)
+    for _ = 1, 15 do
+      local lines = {}
+      for i = 1, math.random(0, 60) do
+        local ws = {}
+        for k = 1, math.random(0, 8) do
+          ws[k] = ({"a", "bb", "a", "ccc", "é", "x\0y"})[math.random(1, 6)]
+        end
+        lines[i] = table.concat(ws, math.random() < 0.5 and " " or "\t ") ..
+                   (math.random() < 0.3 and "\r\n" or "\n")
+      end
+      local path = write("r.txt", table.concat(lines) ..
+                         (math.random() < 0.5 and "last words" or ""))
+      local bs = math.random(1, 64)
+      local fast = bag.read_text(path, {blocksize = bs})
+                      .str:split():flatten():frequencies(true):compute()
+      local slow = bag.from_sequence(bag.read_text(path):compute())
+                      :map(function(l) return l end)
+                      .str:split():flatten():frequencies(true):compute()
+      assert.are.same(slow, fast)
+      local seps = bag.read_text(path, {blocksize = bs})
+                      .str:split("a"):flatten():frequencies(true):compute()
+      local seps_slow = bag.from_sequence(bag.read_text(path):compute())
+                          .str:split("a"):flatten():frequencies(true):compute()
+      assert.are.same(seps_slow, seps)
+    end
+  end)
+
   it("counts words with the C string helpers", function()
     write("w.txt", "the cat\nThe dog the end\n")
     local top = bag.read_text(dir .. "/w.txt", {blocksize = 4})
