@@ -63,37 +63,68 @@ end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
-function bag.run_steps(part, steps)
-  local n = #steps
-  local out, m = {}, 0
-  local function push(x, from)
-    for i = from, n do
-      local s = steps[i]
-      local kind = s[1]
-      if kind == "map" then
-        x = s[2](x, unpack(s, 3, s.n))
-      elseif kind == "filter" then
-        if not s[2](x) then return end
-      elseif kind == "remove" then
-        if s[2](x) then return end
-      elseif kind == "pluck" then
-        local v = x[s[2]]
-        if v == nil then
-          if s.has_default then v = s[3]
-          else error(("bag.pluck: element has no key '%s'"):format(
-                     tostring(s[2])), 0) end
-        end
-        x = v
-      elseif kind == "flatten" then
-        for _, y in ipairs(x) do push(y, i + 1) end
-        return
-      end
-    end
-    m = m + 1
-    out[m] = x
+-- The fused loop of a pipeline is generated as Lua source, one per shape
+-- of pipeline (the kinds of its steps and their argument counts), loaded
+-- once per Lua state: per element it costs the user's own calls and no
+-- step dispatch. The user's functions and arguments are bound per call.
+local compiled = {}
+
+-- The source of the loop body for steps[i..]: 'x' holds the element.
+local function gen_steps(steps, i, depth)
+  local s = steps[i]
+  if s == nil then return "m = m + 1; out[m] = x\n" end
+  local kind = s[1]
+  if kind == "map" then
+    local args = {"x"}
+    for j = 3, s.n do args[#args + 1] = ("a%d_%d"):format(i, j) end
+    return ("x = f%d(%s)\n"):format(i, table.concat(args, ", ")) ..
+           gen_steps(steps, i + 1, depth)
+  elseif kind == "filter" or kind == "remove" then
+    return ("if %sf%d(x) then\n"):format(kind == "remove" and "not " or "",
+                                         i) ..
+           gen_steps(steps, i + 1, depth) .. "end\n"
+  elseif kind == "pluck" then
+    local miss = s.has_default and ("v = a%d_3"):format(i) or
+      ("error(('bag.pluck: element has no key \\'%%s\\''):format(" ..
+       "tostring(f%d)), 0)"):format(i)
+    return ("do local v = x[f%d]; if v == nil then %s end; x = v\n"):format(
+             i, miss) .. gen_steps(steps, i + 1, depth) .. "end\n"
+  elseif kind == "flatten" then
+    local v = "i" .. depth
+    return ("local xs = x; for %s = 1, #xs do local x = xs[%s]\n"):format(
+             v, v) .. gen_steps(steps, i + 1, depth + 1) .. "end\n"
   end
-  for i = 1, #part do push(part[i], 1) end
-  return out
+  error("lask: internal: unknown bag step " .. tostring(kind), 0)
+end
+
+-- Compiles (once per shape) the function(part, steps) -> list.
+local function compile_steps(steps)
+  local sig = {}
+  for i, s in ipairs(steps) do
+    sig[i] = s[1] .. s.n .. (s.has_default and "d" or "")
+  end
+  sig = table.concat(sig, ",")
+  local fn = compiled[sig]
+  if fn then return fn end
+  local head = {"local part, S = ...\n"}
+  for i, s in ipairs(steps) do
+    head[#head + 1] = ("local f%d = S[%d][2]\n"):format(i, i)
+    for j = 3, s.n do
+      head[#head + 1] = ("local a%d_%d = S[%d][%d]\n"):format(i, j, i, j)
+    end
+  end
+  local src = table.concat(head) ..
+    "local out, m = {}, 0\nfor i0 = 1, #part do local x = part[i0]\n" ..
+    gen_steps(steps, 1, 1) .. "end\nreturn out\n"
+  fn = assert(load(src, "=[lask] bag pipeline"))
+  compiled[sig] = fn
+  return fn
+end
+
+--- Applies element-wise 'steps' to the list 'part' in one pass; returns a
+-- new list. Runs inside tasks (a module function: travels by reference).
+function bag.run_steps(part, steps)
+  return compile_steps(steps)(part, steps)
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
