@@ -395,7 +395,8 @@ static int l_count_block(lua_State *L) {
   luaL_argcheck(L, sep == NULL || seplen > 0, 4, "empty separator");
   lua_settop(L, 4);
   size_t n;
-  const char *buf = lask__read_block_bytes(L, path, start, size, &n);
+  int box;
+  const char *buf = lask__read_block_bytes(L, path, start, size, &n, &box);
   struct wtable t;
   wtable_init(L, &t);
   if (sep == NULL) { /* '\n' is whitespace: the block splits as a whole */
@@ -409,7 +410,8 @@ static int l_count_block(lua_State *L) {
       p = stop;
     }
   }
-  push_counts(L, &t);
+  push_counts(L, &t); /* the words are copied into Lua strings */
+  lask__release_block_bytes(L, box);
   return 1;
 }
 

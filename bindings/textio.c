@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -49,29 +50,68 @@ static FILE **open_boxed(lua_State *L, const char *path, const char *mode) {
   return f;
 }
 
+/* The buffer of read_block_bytes: mapped memory, given back to the system
+** as soon as the caller is done (lask__release_block_bytes), or by __gc if
+** an error came first. A freed Lua userdata would linger until the next
+** collection, and a large malloc'd block in the C heap. */
+struct mapped {
+  char *p;
+  size_t cap;
+};
+
+static int mapped_gc(lua_State *L) {
+  struct mapped *m = lua_touserdata(L, 1);
+  if (m->p != NULL) munmap(m->p, m->cap);
+  m->p = NULL;
+  return 0;
+}
+
+/* Makes room for 'need' bytes in 'm', keeping the first 'len'. */
+static void mapped_reserve(lua_State *L, struct mapped *m, size_t need,
+                           size_t len) {
+  if (need <= m->cap) return;
+  size_t cap = m->cap ? m->cap : CHUNK;
+  while (cap < need) cap *= 2;
+  char *p = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) lask__fail(L, "lask: out of memory reading a block");
+  if (m->p != NULL) {
+    memcpy(p, m->p, len);
+    munmap(m->p, m->cap);
+  }
+  m->p = p;
+  m->cap = cap;
+}
+
+void lask__release_block_bytes(lua_State *L, int box) {
+  lua_pushcfunction(L, mapped_gc);
+  lua_pushvalue(L, box);
+  lua_call(L, 1, 0);
+}
+
 const char *lask__read_block_bytes(lua_State *L, const char *path,
                                    lua_Integer start, lua_Integer size,
-                                   size_t *n) {
+                                   size_t *n, int *box) {
+  struct mapped *m = lua_newuserdatauv(L, sizeof *m, 0);
+  m->p = NULL;
+  m->cap = 0;
+  lua_newtable(L);
+  lua_pushcfunction(L, mapped_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  *box = lua_gettop(L);
   FILE **f = open_boxed(L, path, "rb");
-  int box = lua_gettop(L);
   long first = (long)(start > 0 ? start - 1 : 0);
   if (fseek(*f, first, SEEK_SET) != 0) io_fail(L, "cannot seek in", path);
   /* Read the block and one byte before it, then on to the end of the last
   ** line that starts inside it. */
-  size_t cap = (size_t)size + 1 + CHUNK, len = 0;
-  char *buf = lua_newuserdatauv(L, cap, 0);
   size_t want = (size_t)size + (start > 0 ? 1 : 0);
-  len = fread(buf, 1, want, *f);
+  mapped_reserve(L, m, want + CHUNK, 0);
+  size_t len = fread(m->p, 1, want, *f);
   if (len < want && ferror(*f)) io_fail(L, "cannot read", path);
-  while (len == want && (len == 0 || buf[len - 1] != '\n')) {
-    if (cap - len < CHUNK) { /* grow: a new userdata replaces the old */
-      char *more = lua_newuserdatauv(L, cap * 2, 0);
-      memcpy(more, buf, len);
-      lua_replace(L, -2);
-      buf = more;
-      cap *= 2;
-    }
-    size_t got = fread(buf + len, 1, 1, *f); /* byte by byte to '\n' */
+  while (len == want && (len == 0 || m->p[len - 1] != '\n')) {
+    mapped_reserve(L, m, len + 1, len);
+    size_t got = fread(m->p + len, 1, 1, *f); /* byte by byte to '\n' */
     if (got == 0) {
       if (ferror(*f)) io_fail(L, "cannot read", path);
       break;
@@ -81,9 +121,9 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   }
   fclose(*f);
   *f = NULL;
-  lua_remove(L, box);
+  lua_pop(L, 1); /* the file box */
   /* Drop the partial line the previous block owns. */
-  const char *p = buf, *end = buf + len;
+  const char *buf = m->p, *p = buf, *end = buf + len;
   if (start > 0) {
     const char *nl = memchr(p, '\n', len);
     p = nl ? nl + 1 : end;

@@ -11,13 +11,16 @@
 ** top. */
 LASK_INTERNAL void lask__textio_register(lua_State *L);
 
-/* Pushes a userdata holding the bytes of the lines that the block
-** [start, start + size) of 'path' owns (as read_block defines them), and
-** returns them with their length in *n. Raises on I/O errors. */
+/* Reads the bytes of the lines that the block [start, start + size) of
+** 'path' owns (as read_block defines them) into mapped memory held by a
+** userdata it pushes (its stack index in *box); returns them, their
+** length in *n. Raises on I/O errors. Release with the function below. */
 LASK_INTERNAL const char *lask__read_block_bytes(lua_State *L,
                                                  const char *path,
                                                  lua_Integer start,
                                                  lua_Integer size,
-                                                 size_t *n);
+                                                 size_t *n, int *box);
+/* Gives the memory of the userdata at 'box' back to the system now. */
+LASK_INTERNAL void lask__release_block_bytes(lua_State *L, int box);
 
 #endif

@@ -321,7 +321,20 @@ function bag.read_text(paths, opts)
   elseif type(paths) ~= "table" then
     error("bag.read_text: argument 1 must be a path, a glob or a list", 2)
   end
-  local blocksize = opts.blocksize == nil and 64e6 or opts.blocksize
+  -- The default block: 64 MB, or with lask.config.set{memory_limit = ...}
+  -- an eighth of the limit per worker (an executor holds about one block
+  -- and what it makes of it), at least 1 MB.
+  local blocksize = opts.blocksize
+  if blocksize == nil then
+    local limit = lask.config.get("memory_limit")
+    if limit then
+      local workers = lask.config.get("num_workers")
+      blocksize = math.max(1e6, math.floor(
+        parse_bytes(limit, "lask.config memory_limit") / (8 * workers)))
+    else
+      blocksize = 64e6
+    end
+  end
   if blocksize then blocksize = parse_bytes(blocksize, "bag.read_text") end
   local parts, blocks = {}, {}
   local function block(path, start, size)

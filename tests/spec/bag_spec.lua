@@ -332,3 +332,54 @@ describe("bag text files", function()
     assert.is_truthy(({cat = true, dog = true, ["end"] = true})[top[2][1]])
   end)
 end)
+
+describe("bag memory", function()
+  it("counts words in a corpus 3x the memory limit within about the limit",
+     function()
+    local bin = os.getenv("LASK_BIN")
+    local preload = os.getenv("LD_PRELOAD") or ""
+    if not bin or preload:find("san") or not io.open("/proc/self/status") then
+      pending("needs LASK_BIN and /proc, without a sanitizer (make test)")
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    require("lask.core").mkdirs(dir)
+    -- A 1 MB chunk of words, written 72 times: a 72 MB corpus.
+    local words, x = {}, 1
+    for i = 1, 3000 do
+      x = (x * 16807) % 2147483647
+      words[i] = ("w%d"):format(x % 5000)
+    end
+    local line = table.concat(words, " ")
+    local chunk = {}
+    while #table.concat(chunk) < 1e6 do chunk[#chunk + 1] = line .. "\n" end
+    chunk = table.concat(chunk)
+    for f = 1, 4 do
+      local out = io.open(("%s/c%d.txt"):format(dir, f), "wb")
+      for _ = 1, 18 do out:write(chunk) end
+      out:close()
+    end
+    local script = os.tmpname()
+    local s = io.open(script, "w")
+    s:write('local lask = require "lask"\n',
+            'local bag = require "lask.bag"\n',
+            'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
+            'local f = bag.read_text("', dir, '/c*.txt")',
+            '.str:split():flatten():frequencies()\n',
+            'local n = #f:compute()\n',
+            'local st = io.open("/proc/self/status"):read("*a")\n',
+            'print(n, tonumber(st:match("VmHWM:%s*(%d+)")) / 1024)\n')
+    s:close()
+    local p = io.popen(bin .. " " .. script .. " 2>&1")
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    os.execute("rm -rf '" .. dir .. "'")
+    local n, peak = out:match("^(%d+)%s+([%d%.]+)")
+    assert.is_truthy(n, out)
+    assert.is_true(tonumber(n) > 1000 and tonumber(n) <= 5000, out)
+    -- 72 MB read in blocks of 1.5 MB: the process stays near the limit.
+    assert.is_true(tonumber(peak) < 24 * 1.5, ("peak %s MB"):format(peak))
+  end)
+end)
