@@ -10,7 +10,7 @@
 */
 #include <string.h>
 
-#include "lask.h"
+#include "codec.h"
 
 #define P1 0x9E3779B97F4A7C15ull
 #define P2 0xD6E8FEB86659FD93ull
@@ -19,16 +19,6 @@
 
 static inline uint64_t rotl(uint64_t x, int r) {
   return (x << r) | (x >> (64 - r));
-}
-
-/* Reads 8 bytes as a little-endian integer, whatever the host order. */
-static inline uint64_t load64(const unsigned char *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
 }
 
 static inline uint64_t lane(uint64_t acc, uint64_t w) {
@@ -53,10 +43,10 @@ uint64_t lask_hash64(const void *data, size_t n, uint64_t seed) {
   if (n >= 32) {
     uint64_t a = seed + P1 + P2, b = seed + P2, c = seed, d = seed - P1;
     do {
-      a = lane(a, load64(p));
-      b = lane(b, load64(p + 8));
-      c = lane(c, load64(p + 16));
-      d = lane(d, load64(p + 24));
+      a = lane(a, lask__load_le64((const uint8_t *)p));
+      b = lane(b, lask__load_le64((const uint8_t *)p + 8));
+      c = lane(c, lask__load_le64((const uint8_t *)p + 16));
+      d = lane(d, lask__load_le64((const uint8_t *)p + 24));
       p += 32;
     } while (end - p >= 32);
     h = rotl(a, 1) + rotl(b, 7) + rotl(c, 12) + rotl(d, 18);
@@ -68,7 +58,7 @@ uint64_t lask_hash64(const void *data, size_t n, uint64_t seed) {
     h = seed + P3;
   }
   h += (uint64_t)n;
-  for (; end - p >= 8; p += 8) h = rotl(h ^ lane(0, load64(p)), 27) * P1 + P4;
+  for (; end - p >= 8; p += 8) h = rotl(h ^ lane(0, lask__load_le64((const uint8_t *)p)), 27) * P1 + P4;
   for (; p < end; p++) h = rotl(h ^ (*p * P3), 11) * P1;
   return avalanche(h);
 }

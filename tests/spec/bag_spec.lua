@@ -4,11 +4,7 @@
 local bag = require "lask.bag"
 local lask = require "lask"
 
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local errmsg = require("helpers").errmsg
 
 local function sorted(list, key)
   local copy = {}

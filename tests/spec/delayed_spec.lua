@@ -36,11 +36,7 @@ local function run_child(source, prefix)
   return out
 end
 
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local errmsg = require("helpers").errmsg
 
 -- A log file that tasks on any thread append to: counts executions.
 local function new_log()

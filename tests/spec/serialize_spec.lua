@@ -30,11 +30,7 @@ local function rt(v)
   return lask.deserialize(lask.serialize(v))
 end
 
-local function errmsg(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local errmsg = require("helpers").errmsg
 
 describe("lask.serialize of plain values", function()
   it("round-trips nil and booleans", function()
