@@ -116,12 +116,21 @@ function ops.sum(list)
   return s
 end
 
+-- A per-partition total made in the same pass as the pipeline (no list),
+-- then summed in a tree; nil when the steps do not allow it.
+local function fused_total(self, sink)
+  local totals, fused = self:to_delayed(sink)
+  if not fused then return nil end
+  return new_item(bag.reduce_tree(totals, ops.sum))
+end
+
 function methods:sum()
-  return self:reduction(ops.sum, ops.sum)
+  return fused_total(self, "sum") or self:reduction(ops.sum, ops.sum)
 end
 
 function methods:count()
-  return self:reduction(function(p) return #p end, ops.sum)
+  return fused_total(self, "count") or
+         self:reduction(function(p) return #p end, ops.sum)
 end
 
 local function extreme(name, better)

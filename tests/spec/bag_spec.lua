@@ -89,6 +89,24 @@ for _, sched in ipairs({"sync", "threads"}) do
       assert.is_false(b:map(function(x) return x > 1 end):all():compute())
     end)
 
+    it("sums and counts ranges and pipelines in one pass", function()
+      local b = bag.range(1, 99, 2, {npartitions = 4})
+      assert.are.equal(2500, b:sum():compute())
+      assert.are.equal(50, b:count():compute())
+      local p = b:map(function(x) return x * 3 end)
+                 :filter(function(x) return x % 2 == 1 end)
+      local expect_sum, expect_n = 0, 0
+      for x = 1, 99, 2 do expect_sum = expect_sum + 3 * x expect_n = expect_n + 1 end
+      assert.are.equal(expect_sum, p:sum():compute())
+      assert.are.equal(expect_n, p:count():compute())
+      assert.are.same(p:compute(), bag.from_sequence(b:compute())
+        :map(function(x) return x * 3 end)
+        :filter(function(x) return x % 2 == 1 end):compute())
+      local nested = bag.from_sequence({{1, 2}, {}, {3}}, {npartitions = 2})
+      assert.are.equal(6, nested:flatten():sum():compute())
+      assert.are.equal(3, nested:flatten():count():compute())
+    end)
+
     it("reduces empty bags: sum and count 0, min and max raise", function()
       local e = bag.from_sequence({})
       assert.are.equal(0, e:sum():compute())
