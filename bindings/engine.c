@@ -168,7 +168,8 @@ static void on_sigint(int sig) {
 
 static void free_run(struct run *run) {
   if (run == NULL) return;
-  uint32_t n = run->job ? run->job->plan->nunits : 0;
+  /* Not run->job: the collector may have freed the job already. */
+  uint32_t n = run->nunits;
   for (uint32_t u = 0; run->pub && u < n; u++) lask__wbuf_close(&run->pub[u]);
   free(run->pub);
   lask__sched_free(run->s);
@@ -199,6 +200,7 @@ static struct run *new_run(lua_State *L, struct job *job, int profile) {
   *box = run;
   uint32_t n = job->plan->nunits ? job->plan->nunits : 1;
   run->job = job;
+  run->nunits = job->plan->nunits;
   run->pub = calloc(n, sizeof *run->pub);
   if (profile) {
     run->t_start = calloc(n, sizeof *run->t_start);

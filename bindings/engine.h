@@ -59,7 +59,9 @@ struct pool;
 
 /* One computation. Created and freed by the client thread. */
 struct run {
-  struct job *job;          /* read-only while the run lasts */
+  struct job *job;          /* read-only while the run lasts; the job may
+                            ** be freed before the run (see free_run) */
+  uint32_t nunits;          /* the job's units, kept for free_run */
   struct lask_sched *s;     /* guarded by pool.lock */
   struct lask_wbuf *pub;    /* per unit; written under pool.lock, then
                             ** read-only until released */

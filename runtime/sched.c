@@ -11,6 +11,9 @@
 
 struct unit {
   uint8_t state;       /* enum lask_ustate */
+  uint8_t running;     /* handed out and not reported yet: counted in
+                       ** 'processing' whatever the state says (a running
+                       ** unit may be marked erred by a failed input) */
   uint8_t published;   /* the value is in the shared store */
   uint8_t publishing;  /* a publish request is queued or served */
   int32_t exec;        /* placed on, running on, or holding the value */
@@ -287,6 +290,7 @@ int lask__sched_next(struct lask_sched *s, int e, struct lask_action *acts,
     }
     s->u[u].state = LASK_U_PROCESSING;
     s->u[u].exec = e;
+    s->u[u].running = 1;
     s->processing++;
     acts[n].kind = LASK_A_RUN;
     acts[n].unit = u;
@@ -308,7 +312,10 @@ void lask__sched_finished(struct lask_sched *s, int e, uint32_t u,
                           uint64_t nbytes) {
   const struct lask_plan *p = s->p;
   struct unit *uu = &s->u[u];
-  s->processing--;
+  if (uu->running) {
+    uu->running = 0;
+    s->processing--;
+  }
   uu->state = LASK_U_MEMORY;
   uu->exec = e;
   uu->nbytes = nbytes;
@@ -350,7 +357,10 @@ void lask__sched_published(struct lask_sched *s, uint32_t u) {
 
 void lask__sched_erred(struct lask_sched *s, uint32_t u) {
   const struct lask_plan *p = s->p;
-  if (s->u[u].state == LASK_U_PROCESSING) s->processing--;
+  if (s->u[u].running) {
+    s->u[u].running = 0;
+    s->processing--;
+  }
   if (!s->failed) s->first_error = u;
   s->failed = 1;
   s->u[u].state = LASK_U_ERRED;

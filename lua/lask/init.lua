@@ -42,7 +42,7 @@ lask.is_delayed = delayed.is_delayed
 local callbacks = {}
 
 --- Adds `cb` to every computation: its methods start(total),
--- task(done, total) and finish(profile) are called (profile is a list of
+-- task(done, total) and finish(profile), those it has, are called (profile is a list of
 -- {key, start, finish, executor} when cb.wants_profile is true). Returns a
 -- function that removes it.
 function lask.add_callback(cb)
@@ -65,9 +65,15 @@ local function hooks_for(opts)
   for _, c in ipairs(list) do wants = wants or c.wants_profile == true end
   return {
     wants_profile = wants,
-    start = function(n) for _, c in ipairs(list) do c:start(n) end end,
-    task = function(d, n) for _, c in ipairs(list) do c:task(d, n) end end,
-    finish = function(p) for _, c in ipairs(list) do c:finish(p) end end,
+    start = function(n)
+      for _, c in ipairs(list) do if c.start then c:start(n) end end
+    end,
+    task = function(d, n)
+      for _, c in ipairs(list) do if c.task then c:task(d, n) end end
+    end,
+    finish = function(p)
+      for _, c in ipairs(list) do if c.finish then c:finish(p) end end
+    end,
   }
 end
 
@@ -224,10 +230,14 @@ function lask.visualize(x, filename)
   f:close()
   local cmd = ("dot -T%s -o %s %s 2>&1"):format(fmt, shell_quote(filename),
                                                  shell_quote(tmp))
+  os.remove(filename)
   local p = io.popen(cmd)
   local out = p:read("*a")
   local ok, _, code = p:close()
   os.remove(tmp)
+  -- LuaJIT's pipes always close with true: the file must exist to count.
+  local made = io.open(filename, "r")
+  if made then made:close() elseif ok == true then ok, code = false, 1 end
   if ok ~= true and (code or 1) ~= 0 or out:find("not found") then
     if out:find("not found") or code == 127 then
       error("lask.visualize: Graphviz 'dot' was not found: install " ..

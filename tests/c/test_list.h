@@ -61,6 +61,7 @@ X(sched_diamond_runs_the_shared_task_once_in_place)
 X(sched_spreads_independent_units_over_executors)
 X(sched_idle_executor_steals)
 X(sched_cancel_hands_out_no_more_runs)
+X(sched_running_unit_erred_by_a_failed_input_still_ends_the_run)
 
 /* test_lask.c */
 X(lask_strerror_names_every_code)

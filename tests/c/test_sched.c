@@ -282,3 +282,34 @@ TEST(sched_cancel_hands_out_no_more_runs) {
   lask__plan_free(p);
   lask__graph_free(g);
 }
+
+TEST(sched_running_unit_erred_by_a_failed_input_still_ends_the_run) {
+  /* a -> c and b -> c: c runs... no: a feeds both b and c; b runs while a
+  ** publish of a fails (a is erred after it finished), which marks b erred
+  ** by propagation; b's own report must still end the run. */
+  struct lask_graph *g = lask__graph_new();
+  uint32_t a = 0;
+  lask__graph_add(g, "a", 1, NULL, 0, "", 0);
+  lask__graph_add(g, "b", 1, &a, 1, "", 0);
+  lask__graph_add(g, "c", 1, &a, 1, "", 0);
+  uint32_t outs[2] = {1, 2};
+  struct lask_plan *p;
+  uint32_t bad;
+  ASSERT_EQ(0, lask__plan_new(g, outs, 2, LASK_PLAN_NOFUSE, &p, &bad));
+  struct lask_sched *s;
+  ASSERT_EQ(0, lask__sched_new(p, 1, &s));
+  struct lask_action act[4];
+  ASSERT_EQ(1, lask__sched_next(s, 0, act, 1));
+  lask__sched_finished(s, 0, act[0].unit, 0); /* a */
+  ASSERT_EQ(1, lask__sched_next(s, 0, act, 1)); /* b or c starts */
+  uint32_t running = act[0].unit;
+  lask__sched_erred(s, p->unit_of[0]);          /* a's publish failed */
+  ASSERT_EQ((int)LASK_U_ERRED, (int)lask__sched_state(s, running));
+  ASSERT_EQ(0, lask__sched_over(s));             /* it still runs */
+  lask__sched_erred(s, running);                 /* and reports */
+  ASSERT_EQ(0u, lask__sched_processing(s));
+  ASSERT_EQ(1, lask__sched_over(s));
+  lask__sched_free(s);
+  lask__plan_free(p);
+  lask__graph_free(g);
+}
