@@ -69,62 +69,84 @@ end
 -- step dispatch. The user's functions and arguments are bound per call.
 local compiled = {}
 
+local SINKS = {
+  list = "m = m + 1; out[m] = x\n",
+  sum = "acc = acc + x\n",
+  count = "acc = acc + 1\n",
+}
+
 -- The source of the loop body for steps[i..]: 'x' holds the element.
-local function gen_steps(steps, i, depth)
+local function gen_steps(steps, i, depth, sink)
   local s = steps[i]
-  if s == nil then return "m = m + 1; out[m] = x\n" end
+  if s == nil then return SINKS[sink] end
   local kind = s[1]
   if kind == "map" then
     local args = {"x"}
     for j = 3, s.n do args[#args + 1] = ("a%d_%d"):format(i, j) end
     return ("x = f%d(%s)\n"):format(i, table.concat(args, ", ")) ..
-           gen_steps(steps, i + 1, depth)
+           gen_steps(steps, i + 1, depth, sink)
   elseif kind == "filter" or kind == "remove" then
     return ("if %sf%d(x) then\n"):format(kind == "remove" and "not " or "",
                                          i) ..
-           gen_steps(steps, i + 1, depth) .. "end\n"
+           gen_steps(steps, i + 1, depth, sink) .. "end\n"
   elseif kind == "pluck" then
     local miss = s.has_default and ("v = a%d_3"):format(i) or
       ("error(('bag.pluck: element has no key \\'%%s\\''):format(" ..
        "tostring(f%d)), 0)"):format(i)
     return ("do local v = x[f%d]; if v == nil then %s end; x = v\n"):format(
-             i, miss) .. gen_steps(steps, i + 1, depth) .. "end\n"
+             i, miss) .. gen_steps(steps, i + 1, depth, sink) .. "end\n"
   elseif kind == "flatten" then
     local v = "i" .. depth
     return ("local xs = x; for %s = 1, #xs do local x = xs[%s]\n"):format(
-             v, v) .. gen_steps(steps, i + 1, depth + 1) .. "end\n"
+             v, v) .. gen_steps(steps, i + 1, depth + 1, sink) .. "end\n"
   end
   error("lask: internal: unknown bag step " .. tostring(kind), 0)
 end
 
--- Compiles (once per shape) the function(part, steps) -> list.
-local function compile_steps(steps)
-  local sig = {}
+-- Compiles (once per shape) the function(src, steps) of a pipeline.
+-- 'source' is "list" (src is the partition) or "range" (src is
+-- {first, last, step}: the numbers are generated, never stored); 'sink'
+-- is "list" (returns the new list) or "sum" / "count" (returns the total,
+-- with no list at all).
+local function compile_steps(steps, source, sink)
+  local sig = {source, sink}
   for i, s in ipairs(steps) do
-    sig[i] = s[1] .. s.n .. (s.has_default and "d" or "")
+    sig[i + 2] = s[1] .. s.n .. (s.has_default and "d" or "")
   end
   sig = table.concat(sig, ",")
   local fn = compiled[sig]
   if fn then return fn end
-  local head = {"local part, S = ...\n"}
+  local head = {"local src, S = ...\n"}
   for i, s in ipairs(steps) do
     head[#head + 1] = ("local f%d = S[%d][2]\n"):format(i, i)
     for j = 3, s.n do
       head[#head + 1] = ("local a%d_%d = S[%d][%d]\n"):format(i, j, i, j)
     end
   end
-  local src = table.concat(head) ..
-    "local out, m = {}, 0\nfor i0 = 1, #part do local x = part[i0]\n" ..
-    gen_steps(steps, 1, 1) .. "end\nreturn out\n"
-  fn = assert(load(src, "=[lask] bag pipeline"))
+  local loop = source == "range" and
+    "for x = src[1], src[2], src[3] do\n" or
+    "for i0 = 1, #src do local x = src[i0]\n"
+  local init = sink == "list" and "local out, m = {}, 0\n" or
+               "local acc = 0\n"
+  local result = sink == "list" and "return out\n" or "return acc\n"
+  fn = assert(load(table.concat(head) .. init .. loop ..
+                   gen_steps(steps, 1, 1, sink) .. "end\n" .. result,
+                   "=[lask] bag pipeline"))
   compiled[sig] = fn
   return fn
+end
+
+--- Runs element-wise 'steps' over a source ("list": src is a list;
+-- "range": src is {first, last, step}) into a sink ("list", "sum",
+-- "count"). Runs inside tasks (a module function: travels by reference).
+function bag.run_fused(src, steps, source, sink)
+  return compile_steps(steps, source, sink)(src, steps)
 end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
 function bag.run_steps(part, steps)
-  return compile_steps(steps)(part, steps)
+  return compile_steps(steps, "list", "list")(part, steps)
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
@@ -145,15 +167,39 @@ end
 
 local run_pipeline = lask.delayed(bag.run_pipeline, {name = "bag-map"})
 
---- The partitions with the pending steps applied (Delayed lists).
-function methods:to_delayed()
-  if #self.steps == 0 then
-    local out = {}
-    for i, p in ipairs(self.parts) do out[i] = p end
-    return out
+local run_fused = lask.delayed(bag.run_fused, {name = "bag-map"})
+
+-- Are all steps element-wise (none a whole-list C step)?
+local function element_steps(steps)
+  for _, s in ipairs(steps) do
+    if s[1] == "list" then return false end
   end
-  local out = {}
-  for i, p in ipairs(self.parts) do out[i] = run_pipeline(p, self.steps) end
+  return true
+end
+
+--- The partitions with the pending steps applied (Delayed lists). With
+-- 'sink' ("sum" or "count", for those reductions) each partition's total
+-- is made instead, in the same pass, and a second result true says so.
+function methods:to_delayed(sink)
+  local out, src = {}, self.source
+  local fusable = element_steps(self.steps)
+  local range = fusable and src ~= nil and src.kind == "range"
+  if sink and fusable then
+    for i, p in ipairs(self.parts) do
+      out[i] = range and run_fused(src.blocks[i], self.steps, "range", sink)
+               or run_fused(p, self.steps, "list", sink)
+    end
+    return out, true
+  end
+  for i, p in ipairs(self.parts) do
+    if #self.steps == 0 then
+      out[i] = p
+    elseif range then
+      out[i] = run_fused(src.blocks[i], self.steps, "range", "list")
+    else
+      out[i] = run_pipeline(p, self.steps)
+    end
+  end
   return out
 end
 
@@ -231,16 +277,18 @@ function bag.range(a, b, c, d)
                                           math.ceil(count / 100000)))
   np = math.max(1, math.min(np, math.max(count, 1)))
   local per = math.ceil(count / np)
-  local parts = {}
+  local parts, blocks = {}, {}
   for k = 0, np - 1 do
     local lo = first + k * per * step
     local hi = first + (math.min((k + 1) * per, count) - 1) * step
     if k * per < count then
       parts[#parts + 1] = range_part(lo, hi, step)
+      blocks[#blocks + 1] = {lo, hi, step}
     end
   end
-  if #parts == 0 then parts[1] = lask.delayed({}) end
-  return new_bag(parts)
+  if #parts == 0 then return new_bag({lask.delayed({})}) end
+  -- Pipelines over the range generate its numbers instead of reading them.
+  return new_bag(parts, nil, {kind = "range", blocks = blocks})
 end
 
 --- A bag whose partitions are the values of the given Delayed lists.
