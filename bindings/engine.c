@@ -246,10 +246,7 @@ static int wait_run(lua_State *L, struct pool *pool, struct run *run,
     if (sigint_seen && !interrupted) {
       interrupted = 1;
       lask__sched_cancel(run->s);
-      atomic_store(&pool->cancel, 1);
-      for (int e = 0; e < pool->nexec; e++) {
-        if (pool->ex[e].started) pthread_kill(pool->ex[e].tid, SIG_INTERRUPT);
-      }
+      lask__cancel_run(pool, -1);
     }
     uint32_t done = run->ndone;
     if (progress) {

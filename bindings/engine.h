@@ -105,6 +105,11 @@ struct pool {
 LASK_INTERNAL void lask__executor_main(void *arg);
 /* Installs the executors' SIG_INTERRUPT handler (once per process). */
 LASK_INTERNAL void lask__install_interrupt(void);
+/* Cancels the running job: sets pool.cancel and signals every executor
+** thread but 'except' (-1: none) to interrupt its task. Used on the first
+** task error, so compute() raises without waiting for unrelated tasks, and
+** on SIGINT. Caller holds pool.lock. */
+LASK_INTERNAL void lask__cancel_run(struct pool *pool, int except);
 /* Wakes executors with work, and the client when the run is over. Caller
 ** holds pool.lock. */
 LASK_INTERNAL void lask__wake_up(struct pool *pool);

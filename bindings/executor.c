@@ -391,8 +391,6 @@ void lask__wake_up(struct pool *pool) {
   }
 }
 
-static void cancel_run(struct pool *pool, int except);
-
 /* Records a batch of reports in the state machine. Caller holds the lock. */
 static void apply_reports(struct executor *ex, struct run *run,
                           struct report *reps, int n) {
@@ -402,7 +400,7 @@ static void apply_reports(struct executor *ex, struct run *run,
     if (rep->kind == 1) {
       if (run->err == NULL) {
         run->err = rep->err;
-        cancel_run(ex->pool, ex->id);
+        lask__cancel_run(ex->pool, ex->id);
       } else {
         free(rep->err);
       }
@@ -427,10 +425,7 @@ static void apply_reports(struct executor *ex, struct run *run,
   }
 }
 
-/* On the first task error the whole run is cancelled, as on SIGINT, so
-** that compute() raises without waiting for unrelated running tasks.
-** Caller holds pool.lock. */
-static void cancel_run(struct pool *pool, int except) {
+void lask__cancel_run(struct pool *pool, int except) {
   atomic_store(&pool->cancel, 1);
   for (int e = 0; e < pool->nexec; e++) {
     if (e != except && pool->ex[e].started) {

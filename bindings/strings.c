@@ -26,45 +26,81 @@ static const char *element(lua_State *L, lua_Integer i, size_t *n) {
   return lua_tolstring(L, -1, n);
 }
 
-/* str_split(list [, sep]) -> list of lists of pieces. Without sep, splits
-** on runs of whitespace and drops empty pieces (Python's str.split());
-** with sep, splits on each occurrence of that plain string. */
+/* The pieces of a string: runs of non-space (empty pieces dropped, as
+** Python's str.split()) when 'sep' is NULL, else what lies between the
+** occurrences of the plain string 'sep' (empty pieces kept). */
+struct pieces {
+  const char *s, *end, *sep;
+  size_t seplen;
+  int done;
+};
+
+static void pieces_init(struct pieces *it, const char *s, size_t len,
+                        const char *sep, size_t seplen) {
+  it->s = s;
+  it->end = s + len;
+  it->sep = sep;
+  it->seplen = seplen;
+  it->done = 0;
+}
+
+/* Sets *w, *wl to the next piece and returns 1, or returns 0 at the end. */
+static int next_piece(struct pieces *it, const char **w, size_t *wl) {
+  if (it->sep == NULL) {
+    while (it->s < it->end && isspace((unsigned char)*it->s)) it->s++;
+    const char *start = it->s;
+    while (it->s < it->end && !isspace((unsigned char)*it->s)) it->s++;
+    *w = start;
+    *wl = (size_t)(it->s - start);
+    return *wl > 0;
+  }
+  if (it->done) return 0;
+  const char *hit = memmem(it->s, (size_t)(it->end - it->s), it->sep,
+                           it->seplen);
+  const char *stop = hit ? hit : it->end;
+  *w = it->s;
+  *wl = (size_t)(stop - it->s);
+  if (hit == NULL) it->done = 1;
+  else it->s = hit + it->seplen;
+  return 1;
+}
+
+/* Checks the optional separator at index 2; returns it or NULL. */
+static const char *opt_sep(lua_State *L, size_t *seplen) {
+  *seplen = 0;
+  const char *sep = luaL_optlstring(L, 2, NULL, seplen);
+  luaL_argcheck(L, sep == NULL || *seplen > 0, 2, "empty separator");
+  return sep;
+}
+
+/* Appends the pieces of string i of the list at 1 to the table on top,
+** from index *k + 1. */
+static void push_pieces(lua_State *L, lua_Integer i, const char *sep,
+                        size_t seplen, lua_Integer *k) {
+  size_t len, wl;
+  const char *s = element(L, i, &len), *w;
+  lua_pop(L, 1); /* the string stays referenced by the list */
+  struct pieces it;
+  pieces_init(&it, s, len, sep, seplen);
+  while (next_piece(&it, &w, &wl)) {
+    lua_pushlstring(L, w, wl);
+    lua_rawseti(L, -2, ++*k);
+  }
+}
+
+/* str_split(list [, sep]) -> list of lists of pieces (see struct
+** pieces). */
 static int l_str_split(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t seplen = 0;
-  const char *sep = luaL_optlstring(L, 2, NULL, &seplen);
-  luaL_argcheck(L, sep == NULL || seplen > 0, 2, "empty separator");
+  size_t seplen;
+  const char *sep = opt_sep(L, &seplen);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   lua_createtable(L, (int)n, 0);
-  int out = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    const char *s = element(L, i, &len), *end = s + len;
-    lua_newtable(L);
     lua_Integer k = 0;
-    if (sep == NULL) {
-      while (s < end) {
-        while (s < end && isspace((unsigned char)*s)) s++;
-        const char *w = s;
-        while (s < end && !isspace((unsigned char)*s)) s++;
-        if (s > w) {
-          lua_pushlstring(L, w, (size_t)(s - w));
-          lua_rawseti(L, -2, ++k);
-        }
-      }
-    } else {
-      for (;;) {
-        const char *hit = len >= seplen ?
-                          memmem(s, (size_t)(end - s), sep, seplen) : NULL;
-        const char *stop = hit ? hit : end;
-        lua_pushlstring(L, s, (size_t)(stop - s));
-        lua_rawseti(L, -2, ++k);
-        if (hit == NULL) break;
-        s = hit + seplen;
-      }
-    }
-    lua_rawseti(L, out, i);
-    lua_pop(L, 1);
+    lua_newtable(L);
+    push_pieces(L, i, sep, seplen, &k);
+    lua_rawseti(L, -2, i);
   }
   return 1;
 }
@@ -73,34 +109,11 @@ static int l_str_split(lua_State *L) {
 ** b.str:split():flatten() runs, without the lists in between. */
 static int l_str_split_flat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t seplen = 0;
-  const char *sep = luaL_optlstring(L, 2, NULL, &seplen);
-  luaL_argcheck(L, sep == NULL || seplen > 0, 2, "empty separator");
+  size_t seplen;
+  const char *sep = opt_sep(L, &seplen);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), k = 0;
   lua_createtable(L, (int)(n * 4), 0);
-  int out = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    const char *s = element(L, i, &len), *end = s + len;
-    while (sep == NULL && s < end) {
-      while (s < end && isspace((unsigned char)*s)) s++;
-      const char *w = s;
-      while (s < end && !isspace((unsigned char)*s)) s++;
-      if (s > w) {
-        lua_pushlstring(L, w, (size_t)(s - w));
-        lua_rawseti(L, out, ++k);
-      }
-    }
-    while (sep != NULL) {
-      const char *hit = memmem(s, (size_t)(end - s), sep, seplen);
-      const char *stop = hit ? hit : end;
-      lua_pushlstring(L, s, (size_t)(stop - s));
-      lua_rawseti(L, out, ++k);
-      if (hit == NULL) break;
-      s = hit + seplen;
-    }
-    lua_pop(L, 1);
-  }
+  for (lua_Integer i = 1; i <= n; i++) push_pieces(L, i, sep, seplen, &k);
   return 1;
 }
 
@@ -314,26 +327,27 @@ static void wtable_init(lua_State *L, struct wtable *t) {
 ** keeping pointers into s: the bytes must outlive the table. */
 static void count_words(lua_State *L, struct wtable *t, const char *s,
                         size_t len, const char *sep, size_t seplen) {
-  const char *end = s + len;
-  while (s < end || (sep != NULL && s == end)) {
-    const char *w = s, *stop;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, fused with the scan */
+  struct pieces it;
+  const char *w;
+  size_t wl;
+  pieces_init(&it, s, len, sep, seplen);
+  for (;;) {
+    uint64_t h = 0xcbf29ce484222325ull;
     if (sep == NULL) {
-      while (w < end && isspace((unsigned char)*w)) w++;
-      stop = w;
-      while (stop < end && !isspace((unsigned char)*stop)) {
-        h = (h ^ (unsigned char)*stop) * 0x100000001b3ull;
-        stop++;
+      /* next_piece's whitespace scan, with FNV-1a fused into it: this is
+      ** the word count's hot loop (one pass over each word's bytes). */
+      while (it.s < it.end && isspace((unsigned char)*it.s)) it.s++;
+      w = it.s;
+      while (it.s < it.end && !isspace((unsigned char)*it.s)) {
+        h = (h ^ (unsigned char)*it.s) * 0x100000001b3ull;
+        it.s++;
       }
-      s = stop;
-      if (stop == w) break;
+      wl = (size_t)(it.s - w);
+      if (wl == 0) break;
     } else {
-      const char *hit = memmem(w, (size_t)(end - w), sep, seplen);
-      stop = hit ? hit : end;
-      s = hit ? hit + seplen : end + 1;
-      h = lask_hash64(w, (size_t)(stop - w), 0);
+      if (!next_piece(&it, &w, &wl)) break;
+      h = lask_hash64(w, wl, 0);
     }
-    size_t wl = (size_t)(stop - w);
     struct wslot *slot = wfind(t->tab, t->mask, w, wl, h);
     if (slot->s == NULL) {
       if (2 * (t->used + 1) > t->mask + 1) {
@@ -365,9 +379,8 @@ static void push_counts(lua_State *L, const struct wtable *t) {
 ** from the lines' bytes, with a Lua string made once per distinct word. */
 static int l_count_split(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t seplen = 0;
-  const char *sep = luaL_optlstring(L, 2, NULL, &seplen);
-  luaL_argcheck(L, sep == NULL || seplen > 0, 2, "empty separator");
+  size_t seplen;
+  const char *sep = opt_sep(L, &seplen);
   lua_settop(L, 2);
   struct wtable t;
   wtable_init(L, &t);

@@ -139,78 +139,28 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   return p;
 }
 
-/* read_block(path, start, size) -> the list of lines the block owns. */
+/* read_block(path, start, size) -> the list of lines the block owns (see
+** lask__read_block_bytes for which lines those are). */
 static int l_read_block(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
   lua_Integer size = luaL_checkinteger(L, 3);
   luaL_argcheck(L, start >= 0, 2, "negative offset");
   luaL_argcheck(L, size > 0, 3, "block size must be positive");
-  FILE **f = open_boxed(L, path, "rb");
-  long first = (long)start;
-  if (start > 0) first--; /* look at the byte before: was it a '\n'? */
-  if (fseek(*f, first, SEEK_SET) != 0) io_fail(L, "cannot seek in", path);
-  char *buf = lua_newuserdatauv(L, CHUNK, 0);
+  size_t n;
+  int box;
+  const char *p = lask__read_block_bytes(L, path, start, size, &n, &box);
+  const char *end = p + n;
   lua_newtable(L);
-  int out = lua_gettop(L);
   lua_Integer k = 0;
-  luaL_Buffer carry; /* the unfinished line across chunks */
-  luaL_buffinit(L, &carry);
-  long pos = first;         /* file offset of buf[0] */
-  int skipping = start > 0; /* still in the previous block's line */
-  int carrying = 0;         /* 'carry' holds the start of a line */
-  int done = 0;
-  while (!done) {
-    size_t n = fread(buf, 1, CHUNK, *f);
-    if (n == 0) {
-      if (ferror(*f)) io_fail(L, "cannot read", path);
-      break;
-    }
-    const char *p = buf;
-    size_t len = n;
-    if (skipping) {
-      const char *nl = memchr(p, '\n', len);
-      if (nl == NULL) {
-        pos += (long)n;
-        continue;
-      }
-      len -= (size_t)(nl + 1 - p);
-      pos += (long)(nl + 1 - p);
-      p = nl + 1;
-      skipping = 0;
-    }
-    /* Lines starting at or after start + size belong to the next block. */
-    const char *stop = p + len;
-    long block_end = (long)(start + size);
-    if (pos >= block_end && !carrying) break;
-    while (p < stop) {
-      const char *nl = memchr(p, '\n', (size_t)(stop - p));
-      const char *line_end = nl ? nl + 1 : stop;
-      luaL_addlstring(&carry, p, (size_t)(line_end - p));
-      carrying = 1;
-      if (nl == NULL) break; /* continues in the next chunk */
-      luaL_pushresult(&carry);
-      lua_rawseti(L, out, ++k);
-      luaL_buffinit(L, &carry);
-      carrying = 0;
-      pos += (long)(line_end - p);
-      p = line_end;
-      if (pos >= block_end) {
-        done = 1;
-        break;
-      }
-    }
-    if (!done) pos += (long)(stop - p);
+  while (p < end) { /* each line keeps its '\n'; the last may have none */
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    lua_pushlstring(L, p, (size_t)(stop - p));
+    lua_rawseti(L, -2, ++k);
+    p = stop;
   }
-  luaL_pushresult(&carry);
-  if (lua_rawlen(L, -1) > 0) { /* a last line with no '\n' */
-    lua_rawseti(L, out, ++k);
-  } else {
-    lua_pop(L, 1);
-  }
-  fclose(*f);
-  *f = NULL;
-  lua_pushvalue(L, out);
+  lask__release_block_bytes(L, box);
   return 1;
 }
 

@@ -220,7 +220,6 @@ end
 
 -- --------------------------------------------- frequencies, topk, distinct
 
-local single = lask.delayed(function(x) return {x} end, {name = "bag-one"})
 
 -- A bag of one partition holding the value of Item 'item' (a list).
 local function item_bag(item)
