@@ -9,6 +9,7 @@ mkdir -p "$LOGS"
 FUZZ_TIME=${FUZZ_TIME:-60}
 total_pass=0
 total_fail=0
+summary=""
 
 # run NAME COMMAND...: runs a suite, tees its log, adds up its counts.
 run() {
@@ -29,6 +30,9 @@ run() {
     fail=1
   fi
   echo "=== $name: $pass passed, $fail failed (exit $rc)"
+  summary="$summary$(printf '%-9s %5d passed, %3d failed (exit %d)' "$name" "$pass" "$fail" "$rc")
+"
+  if [ "$fail" -ne 0 ]; then failed_logs="${failed_logs:-} $name"; fi
   total_pass=$((total_pass + pass))
   total_fail=$((total_fail + fail))
 }
@@ -57,5 +61,16 @@ run fuzz tools/fuzz-check.sh "$FUZZ_TIME"
 run rock tools/check-rock.sh
 run examples tools/check-examples.sh
 
+# CI shows only the end of what this prints: each failed suite's failures
+# and the table of suites come last, just before the closing line.
+for name in ${failed_logs:-}; do
+  echo "=== what failed in $name (from $LOGS/$name.log):"
+  grep -aE -B2 -A12 '(FAIL|Failure|Error|ERROR|failed|Sanitizer|Assertion|Segmentation|Aborted)' \
+    "$LOGS/$name.log" | grep -avE '^(#|=== )' | tail -60
+  echo "--- last lines of $name:"
+  tail -15 "$LOGS/$name.log"
+done
+echo "=== suites"
+printf '%s' "$summary"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
