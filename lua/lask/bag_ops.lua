@@ -397,39 +397,204 @@ local split_by_hash = lask.delayed(function(part, kf, n)
   return buckets
 end, {name = "bag-shuffle-split"})
 
-local gather_groups = lask.delayed(function(j, kf, ...)
-  local groups, order = {}, {}
-  for _, buckets in ipairs({...}) do
-    for _, x in ipairs(buckets[j]) do
-      local k = kf(x)
-      local g = groups[k]
-      if not g then
-        g = {}
-        groups[k] = g
-        order[#order + 1] = k
-      end
-      g[#g + 1] = x
+-- Adds the elements of 'list' to the groups (key -> list), remembering the
+-- keys in first-seen order.
+function ops.add_to_groups(groups, order, list, kf)
+  for _, x in ipairs(list) do
+    local k = kf(x)
+    local g = groups[k]
+    if not g then
+      g = {}
+      groups[k] = g
+      order[#order + 1] = k
     end
+    g[#g + 1] = x
   end
+end
+
+function ops.groups_list(groups, order)
   local out = {}
   for i, k in ipairs(order) do out[i] = {k, groups[k]} end
   return out
+end
+
+local gather_groups = lask.delayed(function(j, kf, ...)
+  local o = require("lask.bag").ops
+  local groups, order = {}, {}
+  for _, buckets in ipairs({...}) do
+    o.add_to_groups(groups, order, buckets[j], kf)
+  end
+  return o.groups_list(groups, order)
 end, {name = "bag-shuffle-group"})
 
---- groupby(key [, {npartitions = n}]): a bag of {key, list} pairs, built
--- by a hash shuffle: each partition is split into n buckets by the key's
--- hash, and output partition j groups bucket j of every input. No
--- partition ever holds more than its own keys' groups.
+-- The disk shuffle. Split task i writes bucket j (when not empty) to
+-- <dir>/<i>-<j>.bin, serialized, and returns only {[j] = bytes written};
+-- gather task j reads its files one at a time, deleting each, then tries
+-- to remove the directory, which succeeds for the last gather to finish
+-- (all splits are done by then, and the others have deleted their files).
+-- The task functions are module functions: they travel by reference.
+
+local function shuffle_path(dir, i, j)
+  return ("%s/%d-%d.bin"):format(dir, i, j)
+end
+
+-- io.open's message is "<path>: <reason>": the reason alone.
+local function io_reason(err, path)
+  err = tostring(err)
+  if err:sub(1, #path + 2) == path .. ": " then return err:sub(#path + 3) end
+  return err
+end
+
+function ops.shuffle_write(path, value)
+  local bytes = core.serialize(value)
+  local f, err = io.open(path, "wb")
+  if not f then
+    error(("bag.groupby: cannot write the shuffle file %s: %s"):format(
+      path, io_reason(err, path)), 0)
+  end
+  local ok, werr = f:write(bytes)
+  local closed, cerr = f:close()
+  if not ok or not closed then -- a full disk shows at write or close
+    os.remove(path)
+    error(("bag.groupby: cannot write the shuffle file %s: %s"):format(
+      path, io_reason(werr or cerr, path)), 0)
+  end
+  return #bytes
+end
+
+function ops.shuffle_read(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    error(("bag.groupby: cannot read the shuffle file %s: %s"):format(
+      path, io_reason(err, path)), 0)
+  end
+  local bytes = f:read("*a")
+  f:close()
+  os.remove(path)
+  if not bytes then
+    error(("bag.groupby: cannot read the shuffle file %s"):format(path), 0)
+  end
+  return core.deserialize(bytes)
+end
+
+function ops.shuffle_split(part, kf, n, dir, i)
+  local hash = ops.key_hash
+  local buckets, memo = {}, {} -- memo: key -> bucket (keys repeat)
+  for k = 1, #part do
+    local x = part[k]
+    local key = kf(x)
+    local j = memo[key]
+    if not j then
+      j = hash(key) % n + 1
+      if key == key then memo[key] = j end -- not NaN
+    end
+    local b = buckets[j]
+    if not b then
+      b = {}
+      buckets[j] = b
+    end
+    b[#b + 1] = x
+  end
+  local sizes = {}
+  if next(buckets) == nil then return sizes end
+  local ok, err = pcall(core.mkdirs, dir)
+  if not ok then
+    error("bag.groupby: " .. tostring(err):gsub("^lask: ", ""), 0)
+  end
+  for j = 1, n do
+    local b = buckets[j]
+    if b then
+      buckets[j] = nil -- one serialized bucket in memory at a time
+      sizes[j] = ops.shuffle_write(shuffle_path(dir, i, j), b)
+    end
+  end
+  return sizes
+end
+
+function ops.shuffle_gather(j, kf, dir, ...)
+  local groups, order, sizes = {}, {}, {...}
+  for i = 1, select("#", ...) do
+    if sizes[i][j] then
+      ops.add_to_groups(groups, order,
+                        ops.shuffle_read(shuffle_path(dir, i, j)), kf)
+    end
+  end
+  os.remove(dir) -- fails (harmlessly) unless this is the last gather
+  return ops.groups_list(groups, order)
+end
+
+local split_to_disk = lask.delayed(ops.shuffle_split,
+                                   {name = "bag-shuffle-split"})
+local gather_from_disk = lask.delayed(ops.shuffle_gather,
+                                      {name = "bag-shuffle-group"})
+
+-- A fresh directory name under lask.config's temporary_directory, unique
+-- to this groupby: the process id (Linux), the session of lask.delayed's
+-- keys and a counter; a name already there (a crashed run's) is skipped.
+local shuffle_count = 0
+local function shuffle_dir()
+  local root = tostring(lask.config.get("temporary_directory"))
+  root = root:gsub("(.)/+$", "%1")
+  local pid = "x"
+  local f = io.open("/proc/self/stat", "r")
+  if f then
+    pid = f:read("*n") or pid
+    f:close()
+  end
+  local session = require("lask.delayed").session
+  while true do
+    shuffle_count = shuffle_count + 1
+    local dir = ("%s/lask-shuffle-%s-%s-%d"):format(root, tostring(pid),
+                                                    session, shuffle_count)
+    if not pcall(core.file_size, dir) then return dir end
+  end
+end
+
+--- groupby(key [, {npartitions = n, shuffle = "disk" | "tasks"}]): a bag
+-- of {key, list} pairs, built by a hash shuffle: each partition is split
+-- into n buckets (default: as many as partitions) by the key's hash, and
+-- output partition j groups bucket j of every input, in input order.
+-- Keys must be strings, numbers or booleans.
+-- shuffle = "tasks" passes the buckets between tasks in memory: every
+-- input partition's buckets are held until the last output partition is
+-- done, so the whole bag is in memory at once. shuffle = "disk" writes
+-- each non-empty bucket to a file in a fresh subdirectory of
+-- lask.config's temporary_directory (default $TMPDIR or /tmp) and passes
+-- only sizes between tasks; output partition j reads and deletes its files
+-- one at a time, and the last one removes the directory. Memory then
+-- holds an input partition per split task and an output partition per
+-- group task, so data larger than memory can be grouped when npartitions
+-- makes each group partition fit. The default is "disk" when lask.config's
+-- memory_limit is set, else "tasks". A failed computation may leave files
+-- in the directory (lask-shuffle-*).
 function methods:groupby(key, opts)
   local kf = key_fn(key)
-  opts = check_opts(opts, {npartitions = true}, "bag.groupby")
+  opts = check_opts(opts, {npartitions = true, shuffle = true}, "bag.groupby")
   local n = opts.npartitions or self.npartitions
-  local splits = {}
-  for i, p in ipairs(self:to_delayed()) do
-    splits[i] = split_by_hash(p, kf, n)
+  if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+    error("bag.groupby: npartitions must be a positive integer", 2)
   end
-  local parts = {}
-  for j = 1, n do parts[j] = gather_groups(j, kf, unpack(splits)) end
+  local shuffle = opts.shuffle
+  if shuffle == nil then
+    shuffle = lask.config.get("memory_limit") and "disk" or "tasks"
+  end
+  if shuffle ~= "disk" and shuffle ~= "tasks" then
+    error(('bag.groupby: shuffle must be "disk" or "tasks", got %s'):format(
+      tostring(shuffle)), 2)
+  end
+  local splits, parts = {}, {}
+  if shuffle == "tasks" then
+    for i, p in ipairs(self:to_delayed()) do
+      splits[i] = split_by_hash(p, kf, n)
+    end
+    for j = 1, n do parts[j] = gather_groups(j, kf, unpack(splits)) end
+  else
+    local dir = shuffle_dir()
+    for i, p in ipairs(self:to_delayed()) do
+      splits[i] = split_to_disk(p, kf, n, dir, i)
+    end
+    for j = 1, n do parts[j] = gather_from_disk(j, kf, dir, unpack(splits)) end
+  end
   return new_bag(parts)
 end
 

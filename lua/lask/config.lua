@@ -42,6 +42,14 @@ local schema = {
     check = function(v) return type(v) == "boolean" end,
     what = "a boolean", default = false,
   },
+  -- Where tasks write scratch files (bag.groupby's disk shuffle): each
+  -- user makes and removes its own subdirectory there.
+  temporary_directory = {
+    check = function(v) return type(v) == "string" and v ~= "" end,
+    what = "a directory path",
+    default = (os.getenv("TMPDIR") or "") ~= "" and os.getenv("TMPDIR") or
+              "/tmp",
+  },
 }
 
 local values = {}

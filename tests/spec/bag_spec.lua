@@ -228,6 +228,164 @@ for _, sched in ipairs({"sync", "threads"}) do
   end)
 end
 
+-- groupby's two shuffles: "tasks" (buckets passed in memory) and "disk"
+-- (buckets written to files under lask.config's temporary_directory).
+for _, sched in ipairs({"sync", "threads"}) do
+  describe("bag groupby shuffles on " .. sched, function()
+    local core = require "lask.core"
+    local dir
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      core.mkdirs(dir)
+      lask.config.set{scheduler = sched, temporary_directory = dir}
+    end)
+    after_each(function()
+      lask.config.reset()
+      os.execute("rm -rf '" .. dir .. "'")
+    end)
+
+    -- {key, list} pairs in a canonical order (by key type, then key).
+    local function canonical(groups)
+      local out = sorted(groups, function(a, b)
+        local ta, tb = type(a[1]), type(b[1])
+        if ta ~= tb then return ta < tb end
+        if ta == "boolean" then return not a[1] and b[1] end
+        return a[1] < b[1]
+      end)
+      for i = 2, #out do -- each key in one group only
+        assert.are_not.equal(out[i - 1][1], out[i][1])
+      end
+      return out
+    end
+
+    -- The same grouping, sequentially: groups in first-seen order.
+    local function group_seq(list, kf)
+      local groups, out = {}, {}
+      for _, x in ipairs(list) do
+        local k = kf(x)
+        if not groups[k] then
+          groups[k] = {}
+          out[#out + 1] = {k, groups[k]}
+        end
+        table.insert(groups[k], x)
+      end
+      return out
+    end
+
+    local KEYS = {"a", "b", "c", "", "é", -3, 0, 1, 2, 7, 0.5, 1e15, true,
+                  false}
+
+    it("groups as a sequential computation does, on random input",
+       function()
+      math.randomseed(7)
+      for _ = 1, 12 do
+        local list = {}
+        for i = 1, math.random(0, 400) do
+          list[i] = {KEYS[math.random(1, #KEYS)], i, math.random() < 0.1 and
+                     {nested = i} or ("v" .. i)}
+        end
+        local b = bag.from_sequence(list, {npartitions = math.random(1, 9)})
+        local n = math.random(1, 7)
+        local expect = canonical(group_seq(list, function(x) return x[1] end))
+        local disk = b:groupby(1, {npartitions = n, shuffle = "disk"})
+        local tasks = b:groupby(1, {npartitions = n, shuffle = "tasks"})
+        assert.are.equal(n, disk.npartitions)
+        -- within a group, elements keep their input order in both
+        assert.are.same(expect, canonical(disk:compute()))
+        assert.are.same(expect, canonical(tasks:compute()))
+      end
+    end)
+
+    it("groups by a function and keeps closures in elements", function()
+      local b = bag.range(50, {npartitions = 5}):map(function(x)
+        return {x, function() return x * 2 end}
+      end)
+      local g = b:groupby(function(e) return e[1] % 4 == 0 end,
+                          {npartitions = 3, shuffle = "disk"}):compute()
+      assert.are.equal(2, #g)
+      for _, kv in ipairs(g) do
+        for _, e in ipairs(kv[2]) do
+          assert.are.equal(kv[1], e[1] % 4 == 0)
+          assert.are.equal(e[1] * 2, e[2]())
+        end
+      end
+    end)
+
+    it("handles empty partitions and empty bags", function()
+      local b = bag.from_delayed({lask.delayed({}), lask.delayed({1, 2, 3}),
+                                  lask.delayed({}), lask.delayed({2})})
+      for _, shuffle in ipairs({"disk", "tasks"}) do
+        local g = b:groupby(nil, {npartitions = 5, shuffle = shuffle})
+        assert.are.equal(5, g.npartitions)
+        assert.are.same({{1, {1}}, {2, {2, 2}}, {3, {3}}},
+                        canonical(g:compute()))
+        assert.are.same({}, bag.from_sequence({})
+          :groupby(nil, {shuffle = shuffle}):compute())
+      end
+    end)
+
+    it("leaves no file behind, and can compute again", function()
+      local b = bag.range(300, {npartitions = 6})
+      local g = b:groupby(function(x) return x % 10 end,
+                          {npartitions = 4, shuffle = "disk"})
+      local counts = g:map(function(kv) return #kv[2] end)
+      assert.are.equal(300, counts:sum():compute())
+      assert.are.same({}, core.glob(dir .. "/*"))
+      assert.are.equal(10, #g:compute())
+      assert.are.same({}, core.glob(dir .. "/*"))
+      -- a failure in the user's key function leaves the run in error
+      assert.matches("bad key", errmsg(function()
+        return b:groupby(function() error("bad key", 0) end,
+                         {shuffle = "disk"}):compute()
+      end))
+    end)
+
+    it("names the path when the directory cannot be written", function()
+      local file = dir .. "/a-file"
+      assert(io.open(file, "w")):close()
+      local bad = file .. "/sub"
+      lask.config.set{temporary_directory = bad}
+      local b = bag.range(20, {npartitions = 2})
+      local msg = errmsg(function()
+        return b:groupby(function(x) return x % 3 end,
+                         {shuffle = "disk"}):compute()
+      end)
+      assert.matches("bag.groupby: cannot create directory", msg, 1, true)
+      assert.is_truthy(msg:find(bad, 1, true), msg)
+      -- "tasks" does not touch the disk
+      assert.are.equal(3, #b:groupby(function(x) return x % 3 end,
+                                     {shuffle = "tasks"}):compute())
+      -- with a memory_limit the default is "disk", else "tasks"
+      assert.are.equal(3, #b:groupby(function(x) return x % 3 end):compute())
+      lask.config.set{memory_limit = "1GB"}
+      assert.is_truthy(errmsg(function()
+        return b:groupby(function(x) return x % 3 end):compute()
+      end):find(bad, 1, true))
+    end)
+
+    it("names the file when a write fails (a full disk)", function()
+      if not io.open("/dev/full", "wb") then
+        pending("needs /dev/full")
+        return
+      end
+      local link = dir .. "/full.bin"
+      os.execute("ln -s /dev/full '" .. link .. "'")
+      local msg = errmsg(bag.ops.shuffle_write, link, {("x"):rep(1e5)})
+      assert.is_truthy(msg:find("cannot write the shuffle file " .. link,
+                                1, true), msg)
+    end)
+
+    it("rejects a bad shuffle or npartitions", function()
+      local b = bag.range(3)
+      assert.matches('shuffle must be "disk" or "tasks"',
+                     errmsg(b.groupby, b, nil, {shuffle = "memory"}))
+      assert.matches("npartitions must be a positive integer",
+                     errmsg(b.groupby, b, nil, {npartitions = 0}))
+    end)
+  end)
+end
+
 describe("bag text files", function()
   local dir
   before_each(function()
@@ -395,5 +553,45 @@ describe("bag memory", function()
     assert.is_true(tonumber(n) > 1000 and tonumber(n) <= 5000, out)
     -- 72 MB read in blocks of 1.5 MB: the process stays near the limit.
     assert.is_true(tonumber(peak) < 24 * 1.5, ("peak %s MB"):format(peak))
+  end)
+
+  it("groups data 3x the memory limit within about the limit", function()
+    local bin = os.getenv("LASK_BIN")
+    local preload = os.getenv("LD_PRELOAD") or ""
+    if not bin or preload:find("san") or not io.open("/proc/self/status") then
+      pending("needs LASK_BIN and /proc, without a sanitizer (make test)")
+      return
+    end
+    local dir = os.tmpname()
+    os.remove(dir)
+    -- 500,000 strings of 100 bytes, made by the tasks: about 68 MB in Lua
+    -- memory, against a 20 MB limit. The limit makes the shuffle default
+    -- to "disk"; with shuffle = "tasks" every bucket is held until the last
+    -- group is made, and the peak is over 300 MB.
+    local script = os.tmpname()
+    local s = io.open(script, "w")
+    s:write('local lask = require "lask"\n',
+            'local bag = require "lask.bag"\n',
+            'lask.config.set{memory_limit = "20MB", num_workers = 2, ',
+            'temporary_directory = "', dir, '"}\n',
+            'local b = bag.range(500000, {npartitions = 32}):map(',
+            'function(x) return ("%07d"):format(x) .. ("x"):rep(93) end)\n',
+            'local g = b:groupby(function(s) ',
+            'return tonumber(s:sub(1, 7)) % 997 end, {npartitions = 32})\n',
+            'local n = g:map(function(kv) return #kv[2] end):sum():compute()\n',
+            'local st = io.open("/proc/self/status"):read("*a")\n',
+            'print(n, tonumber(st:match("VmHWM:%s*(%d+)")) / 1024)\n')
+    s:close()
+    local p = io.popen(bin .. " " .. script .. " 2>&1")
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    local left = require("lask.core").glob(dir .. "/*")
+    os.execute("rm -rf '" .. dir .. "'")
+    local n, peak = out:match("^(%d+)%s+([%d%.]+)")
+    assert.is_truthy(n, out)
+    assert.are.equal(500000, tonumber(n), out)
+    assert.are.same({}, left)
+    assert.is_true(tonumber(peak) < 20 * 1.5, ("peak %s MB"):format(peak))
   end)
 end)
