@@ -27,13 +27,16 @@ endif
 BUILD ?= $(BUILD_DEFAULT)
 
 CC ?= cc
+# BLAS for matmul: Debian's OpenBLAS (libopenblas-dev).
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CFLAGS ?= -O2 -g
 LIBFLAG ?= -shared
 WERROR ?=
 LASK_WARN := -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
   -Wmissing-prototypes -Wstrict-prototypes -Wconversion $(WERROR)
 LASK_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(LASK_WARN) \
-  -iquote runtime
+  -iquote runtime $(BLAS_CFLAGS)
 ifdef LUA_INCDIR
   LUA_CFLAGS := -I$(LUA_INCDIR)
 else
@@ -53,7 +56,7 @@ endif
 ifdef LIBUV_INCDIR
   LUA_CFLAGS += -I$(LIBUV_INCDIR)
 endif
-LIBS := $(UV_LIBS) -lz -lpthread -lm -ldl
+LIBS := $(UV_LIBS) $(BLAS_LIBS) -lz -lpthread -lm -ldl
 
 # Install locations (luarocks passes its own).
 PREFIX ?= /usr/local

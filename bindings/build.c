@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "nd.h"
 #include "value.h"
 
 static int job_gc(lua_State *L) {
@@ -21,6 +22,7 @@ static int job_gc(lua_State *L) {
   lask__graph_free(j->g);
   for (uint32_t i = 0; i < j->nfuncs; i++) lask__wbuf_close(&j->funcs[i]);
   free(j->funcs);
+  lask__wbuf_close(&j->keep);
   free(j->outputs);
   memset(j, 0, sizeof *j);
   return 0;
@@ -204,6 +206,12 @@ static void add_task(struct walk *w, uint32_t t, int d) {
   const char *key = task_key(w, d, buf, sizeof buf, &klen);
   int rc = lask__graph_add(w->j->g, key, klen, deps, ndeps, w->pay->p,
                            w->pay->len);
+  /* The job keeps the arrays the payload names by address. */
+  for (uint32_t i = 0; i < w->pay->nrefs; i++) {
+    if (rc == 0) rc = lask__wbuf_add_ref(&w->j->keep, w->pay->refs[i]);
+    else lask__buf_release(w->pay->refs[i]);
+  }
+  w->pay->nrefs = 0;
   if (rc != 0) lask__raise_rc(L, rc, "building the graph");
   lua_settop(L, dl - 1);
   (void)t;

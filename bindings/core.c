@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "ndarray.h"
 #include "state.h"
 #include "strings.h"
 #include "textio.h"
@@ -373,6 +374,9 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   luaL_setfuncs(L, core_funcs, 1);
   lask__strings_register(L);
   lask__textio_register(L);
+  lask__nd_register(L);
+  lask__nd_openlib(L);
+  lua_setfield(L, -2, "nd");
   lua_pushstring(L, LASK_VERSION_STRING);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, LASK_FLAVOUR_NAME);

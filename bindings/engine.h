@@ -21,6 +21,7 @@ struct job {
   struct lask_wbuf *funcs; /* encoded functions, shipped once per graph */
   uint32_t noutputs;
   uint32_t *outputs;       /* graph task of each requested output */
+  struct lask_wbuf keep;   /* references to the arrays payloads name */
 };
 
 #define JOB_MT "lask.job"

@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "state.h"
+#include "ndarray.h"
 #include "value.h"
 
 /* -------------------------------------------------------------------------
@@ -494,6 +495,7 @@ void lask__executor_main(void *arg) {
   struct pool *pool = ex->pool;
   ex->L = lask__state_new(pool->path, pool->cpath);
   tls_executor = ex;
+  lask__in_executor = 1;
   ex->batch = 1; /* grows while tasks are short */
   if (ex->L != NULL) reset_tables(ex->L, 0);
   uv_mutex_lock(&pool->lock);

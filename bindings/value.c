@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ndarray.h"
 #include "value.h"
 
 /* Registry keys: only their addresses matter. */
@@ -130,6 +131,7 @@ struct enc {
   lua_Integer nextid;
   int flags;
   int depth;
+  int byref; /* arrays by reference: the bytes stay in this process */
 };
 
 static void enc_value(struct enc *e, int idx, const struct step *at);
@@ -634,9 +636,16 @@ static void enc_value(struct enc *e, int idx, const struct step *at) {
   case LUA_TFUNCTION:
     enc_function(e, idx, at);
     break;
-  case LUA_TUSERDATA:
+  case LUA_TUSERDATA: {
+    struct lask_nd *a = lask__nd_test(L, idx);
+    if (a && a->buf) {
+      lask__nd_encode(L, e->w, a, e->byref);
+      break;
+    }
     if (enc_modref(e, idx)) break;
     enc_fail(e, idx, at, "");
+    break;
+  }
     break;
   default:
     enc_fail(e, idx, at, "");
@@ -653,6 +662,7 @@ static void enc_init(struct enc *e, lua_State *L, struct lask_wbuf *w,
   e->nextid = 1;
   e->flags = 0;
   e->depth = 0;
+  e->byref = 0;
   e->modindex = 0;
   e->modchecked = 0;
   lua_pushnil(L); /* the ids table, made by enc_newid when first needed */
@@ -683,6 +693,9 @@ int lask__value_encode_items(lua_State *L, int idx, int count,
   int top = lua_gettop(L);
   struct enc e;
   enc_init(&e, L, w, ph);
+  /* In-process items carry arrays by reference, except for hashing,
+  ** where equal contents must give equal keys. */
+  e.byref = !(ph && ph->canonical);
   for (int i = 0; i < count; i++) enc_value(&e, idx + i, NULL);
   lua_settop(L, top);
   return e.flags;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ndarray.h"
 #include "value.h"
 
 struct dec {
@@ -26,6 +27,7 @@ struct dec {
   int code; /* the header says the body holds bytecode */
   const struct lask_deps *deps; /* resolves DEPREF, or NULL */
   int has_refs; /* the refs slot holds its table (else nil, not made yet) */
+  int inproc;   /* the bytes come from this process: array references ok */
 };
 
 static int dec_corrupt(struct dec *d, const char *what) {
@@ -293,6 +295,11 @@ static void dec_value(struct dec *d) {
     if (d->opts & LASK_DEC_NOCODE) untrusted(d, "the globals table");
     lask_pushglobals(L);
     break;
+  case LASK__T_BUFFER: {
+    const char *bad = lask__nd_decode(L, &d->r, d->inproc);
+    if (bad) dec_corrupt(d, bad);
+    break;
+  }
   case LASK__T_DEPREF: {
     uint64_t task;
     dec_check(d, lask__get_varint(&d->r, &task), "bad dependency");
@@ -331,6 +338,7 @@ void lask__value_decode(lua_State *L, const void *p, size_t n, int opts) {
   d.depth = 0;
   d.opts = opts;
   d.deps = NULL;
+  d.inproc = 0;
   /* Without the CODE flag no bytecode may appear, whatever the body says. */
   d.code = (h.flags & LASK__CF_CODE) != 0;
   lua_pushnil(L); /* the refs table, made by dec_register when needed */
@@ -354,6 +362,7 @@ void lask__value_decode_items(lua_State *L, const void *p, size_t n,
   d.opts = 0;
   d.code = 1;
   d.deps = deps;
+  d.inproc = 1;
   lua_pushnil(L);
   d.refs = lua_gettop(L);
   d.has_refs = 0;

@@ -5,16 +5,38 @@
 #include <stdlib.h>
 
 #include "codec.h"
+#include "nd.h"
 
 void lask__wbuf_init(struct lask_wbuf *w) {
   w->p = NULL;
   w->len = 0;
   w->cap = 0;
+  w->refs = NULL;
+  w->nrefs = w->caprefs = 0;
 }
 
 void lask__wbuf_close(struct lask_wbuf *w) {
   free(w->p);
+  for (uint32_t i = 0; i < w->nrefs; i++) lask__buf_release(w->refs[i]);
+  free(w->refs);
   lask__wbuf_init(w);
+}
+
+int lask__wbuf_add_ref(struct lask_wbuf *w, struct lask_buf *b) {
+  if (w->nrefs == w->caprefs) {
+    uint32_t cap = w->caprefs ? w->caprefs * 2 : 4;
+    struct lask_buf **r = w->caprefs < UINT32_MAX / 2
+                              ? realloc(w->refs, cap * sizeof *r)
+                              : NULL;
+    if (!r) {
+      lask__buf_release(b);
+      return LASK_ENOMEM;
+    }
+    w->refs = r;
+    w->caprefs = cap;
+  }
+  w->refs[w->nrefs++] = b;
+  return 0;
 }
 
 int lask__wbuf_grow(struct lask_wbuf *w, size_t n) {

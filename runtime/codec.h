@@ -51,7 +51,12 @@ enum {
   LASK__T_FUNC = 9,     /* bytecode, u8 nups, upvalues, environment */
   LASK__T_MODREF = 10,  /* u8 nparts, strings: module name then keys */
   LASK__T_GLOBALS = 11, /* the receiving state's globals table */
-  LASK__T_BUFFER = 12,  /* reserved for shared numeric buffers */
+  LASK__T_BUFFER = 12,  /* an array: u8 mode, u8 dtype, u8 ndim, varint
+                        ** shape; mode 0: varint byte count, the C-order
+                        ** little-endian data; mode 1 (inside one process
+                        ** only): u64 address of a struct lask_buf the
+                        ** writer holds a reference to (wbuf refs), varint
+                        ** offset, zigzag strides */
   LASK__T_DEPREF = 13,  /* varint: the value of that graph task (payloads) */
   LASK__T_LAST = 13
 };
@@ -63,12 +68,21 @@ enum {
   LASK__UV_JOIN = 2   /* varint function id, u8 upvalue index (1-based) */
 };
 
-/* A growable output buffer. The writer owns 'p' (malloc'd). */
+/* A growable output buffer. The writer owns 'p' (malloc'd) and one
+** reference to each shared array buffer (struct lask_buf, nd.h) that its
+** bytes name by address: they live as long as the encoding does. */
+struct lask_buf;
 struct lask_wbuf {
   uint8_t *p;
   size_t len; /* bytes written */
   size_t cap; /* bytes allocated */
+  struct lask_buf **refs;
+  uint32_t nrefs, caprefs;
 };
+
+/* Takes over one reference to 'b' (released by lask__wbuf_close): 0 or
+** LASK_ENOMEM, when the reference is released at once. */
+LASK_INTERNAL int lask__wbuf_add_ref(struct lask_wbuf *w, struct lask_buf *b);
 
 /* A bounds-checked view of input bytes; it owns nothing. */
 struct lask_rbuf {

@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES="build-essential pkg-config ca-certificates git \
   lua5.4 liblua5.4-dev luajit libluajit-5.1-dev libuv1-dev \
   lua-busted lua-filesystem luarocks clang libclang-rt-14-dev graphviz \
-  zlib1g-dev"
+  zlib1g-dev libopenblas-dev python3-numpy"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

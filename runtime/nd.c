@@ -1,0 +1,177 @@
+/*
+** nd.c: shared buffers, their pool, and array views (see nd.h).
+*/
+#include "nd.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The pool keeps freed buffers of at least POOL_MIN bytes, by exact
+** capacity, up to 'pool_limit' bytes in all; smaller ones go back to
+** malloc, which reuses them cheaply anyway. */
+#define POOL_MIN (64 * 1024)
+#define POOL_SLOTS 256
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lask_buf *pool[POOL_SLOTS];
+static int pool_n;
+static size_t pool_bytes, pool_limit = (size_t)512 << 20;
+static size_t live_bytes; /* atomic */
+
+static size_t size_class(size_t n) {
+  if (n < POOL_MIN) return n ? n : 1;
+  /* Round up to a 1/8 step of the power of two below: chunks of equal
+  ** shape share a class, and waste stays under 12.5%. */
+  size_t p = (size_t)1 << (63 - __builtin_clzll((unsigned long long)n));
+  size_t step = p / 8;
+  return (n + step - 1) / step * step;
+}
+
+struct lask_buf *lask__buf_new(size_t nbytes, int zero) {
+  size_t cap = size_class(nbytes);
+  struct lask_buf *b = NULL;
+  if (cap >= POOL_MIN) {
+    pthread_mutex_lock(&pool_lock);
+    for (int i = pool_n - 1; i >= 0; i--) {
+      if (pool[i]->cap == cap) {
+        b = pool[i];
+        pool[i] = pool[--pool_n];
+        pool_bytes -= cap;
+        break;
+      }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (b && zero) memset(b->data, 0, nbytes);
+  }
+  if (!b) {
+    b = malloc(sizeof *b);
+    if (!b) return NULL;
+    /* calloc gets fresh pages already zeroed from the kernel. */
+    b->data = zero ? calloc(1, cap) : malloc(cap);
+    if (!b->data) {
+      free(b);
+      return NULL;
+    }
+    b->cap = cap;
+  }
+  b->nbytes = nbytes;
+  __atomic_store_n(&b->refs, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&live_bytes, cap, __ATOMIC_RELAXED);
+  return b;
+}
+
+void lask__buf_retain(struct lask_buf *b) {
+  __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+}
+
+void lask__buf_release(struct lask_buf *b) {
+  if (!b || __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  __atomic_sub_fetch(&live_bytes, b->cap, __ATOMIC_RELAXED);
+  if (b->cap >= POOL_MIN) {
+    pthread_mutex_lock(&pool_lock);
+    if (pool_bytes + b->cap <= pool_limit && pool_n < POOL_SLOTS) {
+      pool[pool_n++] = b;
+      pool_bytes += b->cap;
+      b = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!b) return;
+  }
+  free(b->data);
+  free(b);
+}
+
+void lask__buf_stats(size_t *live, size_t *pooled) {
+  *live = __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&pool_lock);
+  *pooled = pool_bytes;
+  pthread_mutex_unlock(&pool_lock);
+}
+
+void lask__buf_pool_limit(size_t limit) {
+  struct lask_buf *drop[POOL_SLOTS];
+  int n = 0;
+  pthread_mutex_lock(&pool_lock);
+  pool_limit = limit;
+  while (pool_n > 0) drop[n++] = pool[--pool_n];
+  pool_bytes = 0;
+  pthread_mutex_unlock(&pool_lock);
+  for (int i = 0; i < n; i++) {
+    free(drop[i]->data);
+    free(drop[i]);
+  }
+}
+
+int64_t lask__nd_size(const struct lask_nd *a) {
+  int64_t n = 1;
+  for (int i = 0; i < a->ndim; i++) n *= a->shape[i];
+  return n;
+}
+
+int lask__nd_alloc(struct lask_nd *a, int dtype, int ndim,
+                   const int64_t *shape, int zero) {
+  int isz = lask__dtype_size(dtype);
+  if (!isz || ndim < 0 || ndim > LASK_ND_MAXDIM) return LASK_EINVAL;
+  uint64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) return LASK_EINVAL;
+    if (shape[i] && n > (UINT64_C(1) << 50) / (uint64_t)shape[i])
+      return LASK_EINVAL;
+    n *= (uint64_t)shape[i];
+  }
+  if (n > (UINT64_C(1) << 50) / (uint64_t)isz) return LASK_EINVAL;
+  struct lask_buf *b = lask__buf_new((size_t)n * (size_t)isz, zero);
+  if (!b) return LASK_ENOMEM;
+  a->dtype = dtype;
+  a->ndim = ndim;
+  a->offset = 0;
+  a->buf = b;
+  int64_t st = isz;
+  for (int i = ndim - 1; i >= 0; i--) {
+    a->shape[i] = shape[i];
+    a->strides[i] = st;
+    st *= shape[i] ? shape[i] : 1;
+  }
+  return 0;
+}
+
+void lask__nd_clear(struct lask_nd *a) {
+  lask__buf_release(a->buf);
+  a->buf = NULL;
+}
+
+int lask__nd_is_contig(const struct lask_nd *a) {
+  int64_t st = lask__dtype_size(a->dtype);
+  for (int i = a->ndim - 1; i >= 0; i--) {
+    if (a->shape[i] == 0) return 1;
+    if (a->shape[i] != 1 && a->strides[i] != st) return 0;
+    st *= a->shape[i];
+  }
+  return 1;
+}
+
+int lask__nd_broadcast(int n, const int *ndims,
+                       const int64_t *const *shapes, int *out_ndim,
+                       int64_t *out_shape, int *bad_axis) {
+  int nd = 0;
+  for (int k = 0; k < n; k++)
+    if (ndims[k] > nd) nd = ndims[k];
+  if (nd > LASK_ND_MAXDIM) return LASK_EINVAL;
+  for (int i = 0; i < nd; i++) { /* i counts from the right */
+    int64_t d = 1;
+    for (int k = 0; k < n; k++) {
+      if (i >= ndims[k]) continue;
+      int64_t e = shapes[k][ndims[k] - 1 - i];
+      if (e == 1) continue;
+      if (d != 1 && e != d) {
+        if (bad_axis) *bad_axis = i;
+        return LASK_EINVAL;
+      }
+      d = e;
+    }
+    out_shape[nd - 1 - i] = d;
+  }
+  *out_ndim = nd;
+  return 0;
+}
