@@ -66,3 +66,17 @@ X(sched_running_unit_erred_by_a_failed_input_still_ends_the_run)
 /* test_lask.c */
 X(lask_strerror_names_every_code)
 X(lask_version_string)
+
+/* test_npy.c */
+X(npy_dtype_sizes_and_names)
+X(npy_header_matches_numpy_bytes)
+X(npy_parse_numpy_headers)
+X(npy_parse_versions_2_and_3)
+X(npy_parse_byte_order)
+X(npy_roundtrip_every_dtype_and_shape)
+X(npy_header_rejects_bad_arguments)
+X(npy_parse_accepts_syntax_variants)
+X(npy_parse_truncated_at_every_length)
+X(npy_parse_rejects_bad_preambles)
+X(npy_parse_rejects_bad_dicts)
+X(npy_parse_survives_mutations)
