@@ -62,6 +62,7 @@ local function weak(v, dt)
 end
 
 local function is_nd(x) return nd.is_ndarray(x) end
+M.mtype = mtype
 M.is_ndarray = is_nd
 
 ----------------------------------------------------------------------------
@@ -91,6 +92,9 @@ local function leaf_dtype(x) return x.dtype end
 function M.node(op, ...)
   local args = {...}
   local n = select("#", ...)
+  if op == "astype" then
+    return {op = "astype", dtype = check_dtype(args[2], "astype"), args[1]}
+  end
   -- the dtype of the array arguments first, then the weak scalars
   local adt
   for i = 1, n do
@@ -137,9 +141,6 @@ function M.node(op, ...)
     out = dt == "bool" and "int64" or dt
   elseif op == "where" then
     out = dt
-  elseif op == "astype" then
-    out = args[2].const
-    args[2] = nil
   else
     error("lask.array: unknown operation " .. tostring(op), 3)
   end
