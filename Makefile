@@ -80,6 +80,10 @@ all: $(INTERP) $(CORE_SO)
 rock: $(CORE_SO)
 
 # runtime/ is compiled without the Lua include path: the layer rule.
+# The array kernels are loops the compiler should vectorize (-O3 turns on
+# the vectorizer's full cost model; -O2 leaves most of these loops scalar).
+$(BUILD)/obj/runtime/nd%.o: LASK_CFLAGS += -O3
+
 $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LASK_CFLAGS) -MMD -c $< -o $@

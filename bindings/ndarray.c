@@ -75,12 +75,21 @@ static int nd_fail(lua_State *L, int rc, const char *what, const char *why) {
   return luaL_error(L, "lask: %s: %s", what, why ? why : lask_strerror(rc));
 }
 
+/* Lua's collector sees only the userdata's few bytes, not the buffer
+** behind it: a step of collection worth the buffer's size makes dead
+** arrays give their memory back (to the pool) about as fast as new ones
+** take it. */
+static void account(lua_State *L, size_t nbytes) {
+  if (nbytes >= 65536) lua_gc(L, LUA_GCSTEP, (int)(nbytes >> 10));
+}
+
 /* Pushes a new array of that dtype and shape. */
 static struct lask_nd *push_new(lua_State *L, int dtype, int ndim,
                                 const int64_t *shape, int zero) {
   struct lask_nd *a = lask__nd_push(L);
   int rc = lask__nd_alloc(a, dtype, ndim, shape, zero);
   if (rc) nd_fail(L, rc, "ndarray", "shape too large or invalid");
+  account(L, a->buf->nbytes);
   return a;
 }
 
@@ -609,6 +618,71 @@ static int nd_matmul(lua_State *L) {
   return 1;
 }
 
+/* nd.assign(dst, src): copies src (broadcast) into the view dst. */
+static int nd_assign(lua_State *L) {
+  struct lask_nd *d = check_nd(L, 1), *s = check_nd(L, 2);
+  int nds[2] = {d->ndim, s->ndim}, ond, bad = 0;
+  const int64_t *shs[2] = {d->shape, s->shape};
+  int64_t osh[LASK_ND_MAXDIM];
+  if (lask__nd_broadcast(2, nds, shs, &ond, osh, &bad) != 0 ||
+      ond != d->ndim || memcmp(osh, d->shape, sizeof(int64_t) * (size_t)ond))
+    luaL_error(L, "lask: assign: a value of that shape does not fit");
+  const char *why = NULL;
+  int rc = lask__nd_copy(s, d, &why);
+  if (rc) nd_fail(L, rc, "assign", why);
+  return 0;
+}
+
+/* nd.assemble(nregs, ninputs, result, consts, code): a program's bytes.
+** consts: list of {lane, value}; code: flat list of bytes. */
+static int nd_assemble(lua_State *L) {
+  luaL_Buffer b;
+  int nregs = (int)luaL_checkinteger(L, 1), nin = (int)luaL_checkinteger(L, 2);
+  int res = (int)luaL_checkinteger(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  int nc = (int)lua_rawlen(L, 4);
+  if (nregs > 255 || nin > 32 || nc > 255 || res > 255 || nregs < 1)
+    luaL_error(L, "lask: expression too large to fuse (255 steps, 32 inputs)");
+  luaL_buffinit(L, &b);
+  char hdr[4] = {(char)nregs, (char)nin, (char)nc, (char)res};
+  luaL_addlstring(&b, hdr, 4);
+  for (int i = 1; i <= nc; i++) {
+    lua_rawgeti(L, 4, i);
+    lua_rawgeti(L, -1, 1);
+    int lane = (int)lua_tointeger(L, -1);
+    lua_rawgeti(L, -2, 2);
+    uint64_t u;
+    if (lane == LASK_LANE_F) {
+      double v = lua_tonumber(L, -1);
+      memcpy(&u, &v, 8);
+    } else {
+#if LASK_HAS_INTEGERS
+      if (lua_isinteger(L, -1)) u = (uint64_t)lua_tointeger(L, -1);
+      else
+#endif
+      {
+        double v = lua_tonumber(L, -1);
+        u = (uint64_t)((v >= -0x1p63 && v < 0x1p63) ? (int64_t)v : INT64_MIN);
+      }
+    }
+    lua_pop(L, 3);
+    char c[9];
+    c[0] = (char)lane;
+    for (int j = 0; j < 8; j++) c[1 + j] = (char)(u >> (8 * j));
+    luaL_addlstring(&b, c, 9);
+  }
+  int n = (int)lua_rawlen(L, 5);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 5, i);
+    char c = (char)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_addlstring(&b, &c, 1);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
 static int nd_stats(lua_State *L) {
   size_t live, pooled;
   lask__buf_stats(&live, &pooled);
@@ -1018,6 +1092,7 @@ const char *lask__nd_decode(lua_State *L, struct lask_rbuf *r, int inproc) {
     }
     lask__buf_retain(b);
     a->buf = b;
+    account(L, b->nbytes);
     return NULL;
   }
   uint64_t nbytes;
@@ -1072,6 +1147,8 @@ static const luaL_Reg nd_funcs[] = {
   {"reduce", nd_reduce},
   {"matmul", nd_matmul},
   {"stats", nd_stats},
+  {"assign", nd_assign},
+  {"assemble", nd_assemble},
   {"pool_limit", nd_pool_limit},
   {"set_methods", nd_set_methods},
   {"npy_info", nd_npy_info},
@@ -1091,4 +1168,11 @@ void lask__nd_openlib(lua_State *L) {
   luaL_setfuncs(L, nd_funcs, 0);
   lua_pushcfunction(L, nd_test_l);
   lua_setfield(L, -2, "is_ndarray");
+  lua_createtable(L, 0, LASK_OP_COUNT); /* op name -> code */
+#define OPNAME(name, text) \
+  lua_pushinteger(L, LASK_OP_##name); \
+  lua_setfield(L, -2, text);
+  LASK_PROG_OPS(OPNAME)
+#undef OPNAME
+  lua_setfield(L, -2, "ops");
 }

@@ -117,6 +117,7 @@ enum {
   X(CEIL, "ceil") X(ROUND, "round") X(TRUNC, "trunc") X(SIGN, "sign")      \
   X(SQUARE, "square") X(ISNAN, "isnan") X(ISINF, "isinf")                  \
   X(ISFINITE, "isfinite") X(TOF, "tof") X(TOI, "toi")                      \
+  X(WRAPU8, "wrapu8") X(WRAPI32, "wrapi32") X(TOF32, "tof32")              \
   X(WHERE, "where")
 
 enum {

@@ -124,6 +124,10 @@ static int prog_parse(const uint8_t *p, size_t n, int ninputs,
       case LASK_OP_SQUARE:
         out = la;
         break;
+      case LASK_OP_WRAPU8: case LASK_OP_WRAPI32:
+        if (la != LASK_LANE_I) goto bad_lane;
+        out = la;
+        break;
       case LASK_OP_NOT: case LASK_OP_TOF:
         if (la != LASK_LANE_I) goto bad_lane;
         out = in.op == LASK_OP_NOT ? LASK_LANE_I : LASK_LANE_F;
@@ -328,6 +332,7 @@ static void run_f(int op, int64_t n, double *restrict d, const double *a,
   case LASK_OP_CEIL: LOOP(ceil(a[k])); break;
   case LASK_OP_ROUND: LOOP(nearbyint(a[k])); break;
   case LASK_OP_TRUNC: LOOP(trunc(a[k])); break;
+  case LASK_OP_TOF32: LOOP((double)(float)a[k]); break;
   }
 }
 
@@ -348,6 +353,8 @@ static void run_i(int op, int64_t n, int64_t *restrict d, const int64_t *a,
   case LASK_OP_SIGN: LOOP((a[k] > 0) - (a[k] < 0)); break;
   case LASK_OP_SQUARE: LOOP(i_wrap((uint64_t)a[k] * (uint64_t)a[k])); break;
   case LASK_OP_NOT: LOOP(a[k] == 0); break;
+  case LASK_OP_WRAPU8: LOOP((int64_t)(uint8_t)a[k]); break;
+  case LASK_OP_WRAPI32: LOOP((int64_t)(int32_t)(uint32_t)(uint64_t)a[k]); break;
   }
 }
 
@@ -480,55 +487,6 @@ static int walk_init(struct nd_iter *it, int nd, const int64_t *shape,
   return r;
 }
 
-int lask__nd_eval(const uint8_t *prog, size_t n, int ninputs,
-                  const struct lask_nd *inputs, struct lask_nd *out,
-                  const char **why) {
-  struct prog pr;
-  int rc = prog_parse(prog, n, ninputs, inputs, &pr, why);
-  if (rc) return rc;
-  int lane = pr.lane[pr.result];
-  if (input_lane(out->dtype) != lane) {
-    free(pr.ins);
-    *why = "program's result lane does not fit the output dtype";
-    return LASK_EINVAL;
-  }
-  void *rp[256];
-  char *store = alloc_regs(&pr, rp);
-  struct nd_iter *it = malloc(sizeof *it);
-  if (!store || !it) {
-    free(store);
-    free(it);
-    free(pr.ins);
-    *why = "out of memory";
-    return LASK_ENOMEM;
-  }
-  int osz = lask__dtype_size(out->dtype);
-  int r = walk_init(it, out->ndim, out->shape, out, ninputs, inputs, NULL);
-  if (r < 0) {
-    rc = LASK_ENOMEM;
-    *why = "out of memory";
-  }
-  while (r > 0) {
-    int64_t ost = it->st[0][it->nd - 1];
-    int64_t ist[MAX_INPUTS];
-    for (int k = 0; k < ninputs; k++) ist[k] = it->st[k + 1][it->nd - 1];
-    for (int64_t s = 0; s < it->inner; s += BLK) {
-      int64_t m = it->inner - s < BLK ? it->inner - s : BLK;
-      char *ip[MAX_INPUTS];
-      for (int k = 0; k < ninputs; k++) ip[k] = it->p[k + 1] + s * ist[k];
-      char *op = it->p[0] + s * ost;
-      void *direct = (ost == 8 && osz == 8) ? op : NULL;
-      const void *res = run_block(&pr, inputs, ip, ist, m, direct, rp, store);
-      if (res != op) lask__nd_store_block(lane, out->dtype, op, ost, m, res);
-    }
-    r = nd_iter_next(it);
-  }
-  free(it);
-  free(store);
-  free(pr.ins);
-  return rc;
-}
-
 /* ---- full reductions of a program's result ---- */
 
 static void reduce_f(int op, int skipnan, const double *x, int64_t n,
@@ -652,6 +610,182 @@ static void reduce_i(int op, const int64_t *x, int64_t n, int64_t pos0,
   acc->count += n;
 }
 
+/* ---- walking runs ---- */
+
+#define TILE_ROWS 8
+#define TILE_COLS 512
+
+typedef void (*run_fn)(void *ctx, char *const *p, const int64_t *st,
+                       int64_t n);
+
+static int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
+/* Calls fn for every run (at most BLK elements) of the walk 'it' started
+** by walk_init. With 'tile', when an operand steps through memory along
+** the second-last axis but jumps along the last (a transposed view), the
+** last two axes go in tiles of TILE_ROWS x TILE_COLS, so each cache line of
+** that operand is used up while it is still in the first-level cache. */
+static void walk_runs(struct nd_iter *it, int tile, const int *isz,
+                      run_fn fn, void *ctx) {
+  int nd = it->nd, nops = it->nops;
+  char *p[LASK__ITER_MAXOPS];
+  int64_t st[LASK__ITER_MAXOPS], rst[LASK__ITER_MAXOPS];
+  int64_t tst[LASK__ITER_MAXOPS]; /* strides given to fn in tiles */
+  char *scratch[LASK__ITER_MAXOPS] = {0};
+  int tiled = 0;
+  for (int k = 0; k < nops; k++) {
+    st[k] = it->st[k][nd - 1];
+    rst[k] = nd >= 2 ? it->st[k][nd - 2] : 0;
+    tst[k] = st[k];
+    if (tile && nd >= 2 && it->shape[nd - 2] >= TILE_ROWS && isz[k] &&
+        abs64(st[k]) > 64 && rst[k] == isz[k])
+      tiled = 1;
+  }
+  if (!tiled) {
+    do {
+      for (int64_t s = 0; s < it->inner; s += BLK) {
+        int64_t m = it->inner - s < BLK ? it->inner - s : BLK;
+        for (int k = 0; k < nops; k++) p[k] = it->p[k] + s * st[k];
+        fn(ctx, p, st, m);
+      }
+    } while (nd_iter_next(it));
+    return;
+  }
+  /* Operands read across rows are copied a tile at a time, one cache line
+  ** per column, into row-major scratch: fn then reads them contiguously. */
+  for (int k = 0; k < nops; k++) {
+    if (isz[k] && abs64(st[k]) > 64 && rst[k] == isz[k] &&
+        (isz[k] == 8 || isz[k] == 4)) {
+      scratch[k] = malloc((size_t)TILE_ROWS * TILE_COLS * 8);
+      if (!scratch[k]) { /* fall back to strided reads for this one */
+        continue;
+      }
+      tst[k] = isz[k];
+    }
+  }
+  int64_t R = it->shape[nd - 2], C = it->shape[nd - 1];
+  it->shape[nd - 2] = 1; /* the outer walk skips the row axis */
+  it->outer /= R;
+  do {
+    /* Down each band of columns: the next tile's lines of a copied
+    ** operand sit just after this tile's, and are fetched ahead. */
+    for (int64_t c0 = 0; c0 < C; c0 += TILE_COLS) {
+      int64_t m = C - c0 < TILE_COLS ? C - c0 : TILE_COLS;
+      for (int64_t r0 = 0; r0 < R; r0 += TILE_ROWS) {
+        int64_t nr = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
+        int more = r0 + TILE_ROWS < R;
+        for (int k = 0; k < nops; k++) {
+          if (!scratch[k]) continue;
+          const char *b = it->p[k] + r0 * rst[k] + c0 * st[k];
+          int64_t ahead = TILE_ROWS * isz[k];
+          if (isz[k] == 8) {
+            uint64_t *d = (uint64_t *)scratch[k];
+            for (int64_t c = 0; c < m; c++) {
+              const char *src = b + c * st[k];
+              if (more) __builtin_prefetch(src + ahead);
+              for (int64_t r = 0; r < nr; r++)
+                memcpy(&d[r * TILE_COLS + c], src + r * 8, 8);
+            }
+          } else {
+            uint32_t *d = (uint32_t *)scratch[k];
+            for (int64_t c = 0; c < m; c++) {
+              const char *src = b + c * st[k];
+              if (more) __builtin_prefetch(src + ahead);
+              for (int64_t r = 0; r < nr; r++)
+                memcpy(&d[r * TILE_COLS + c], src + r * 4, 4);
+            }
+          }
+        }
+        for (int64_t r = 0; r < nr; r++) {
+          for (int k = 0; k < nops; k++)
+            p[k] = scratch[k] ? scratch[k] + r * TILE_COLS * isz[k]
+                              : it->p[k] + (r0 + r) * rst[k] + c0 * st[k];
+          fn(ctx, p, tst, m);
+        }
+      }
+    }
+  } while (nd_iter_next(it));
+  for (int k = 0; k < nops; k++) free(scratch[k]);
+}
+
+struct eval_ctx {
+  const struct prog *pr;
+  const struct lask_nd *inputs;
+  void **rp;
+  char *store;
+  int lane, odt, osz, ninputs;
+};
+
+static void eval_run(void *vc, char *const *p, const int64_t *st,
+                     int64_t m) {
+  struct eval_ctx *c = vc;
+  char *op = p[0];
+  void *direct = (st[0] == 8 && c->osz == 8) ? op : NULL;
+  const void *res =
+      run_block(c->pr, c->inputs, p + 1, st + 1, m, direct, c->rp, c->store);
+  if (res != op) lask__nd_store_block(c->lane, c->odt, op, st[0], m, res);
+}
+
+struct red_ctx {
+  const struct prog *pr;
+  const struct lask_nd *inputs;
+  void **rp;
+  char *store;
+  int lane, op, skipnan;
+  struct lask_red_acc *acc;
+};
+
+static void red_run(void *vc, char *const *p, const int64_t *st, int64_t m) {
+  struct red_ctx *c = vc;
+  const void *res =
+      run_block(c->pr, c->inputs, p + 1, st + 1, m, NULL, c->rp, c->store);
+  int64_t pos0 = (int64_t)(p[0] - lask__nd_origin) / 8;
+  if (c->lane == LASK_LANE_F) reduce_f(c->op, c->skipnan, res, m, pos0, c->acc);
+  else reduce_i(c->op, res, m, pos0, c->acc);
+}
+
+int lask__nd_eval(const uint8_t *prog, size_t n, int ninputs,
+                  const struct lask_nd *inputs, struct lask_nd *out,
+                  const char **why) {
+  struct prog pr;
+  int rc = prog_parse(prog, n, ninputs, inputs, &pr, why);
+  if (rc) return rc;
+  int lane = pr.lane[pr.result];
+  if (input_lane(out->dtype) != lane) {
+    free(pr.ins);
+    *why = "program's result lane does not fit the output dtype";
+    return LASK_EINVAL;
+  }
+  void *rp[256];
+  char *store = alloc_regs(&pr, rp);
+  struct nd_iter *it = malloc(sizeof *it);
+  if (!store || !it) {
+    free(store);
+    free(it);
+    free(pr.ins);
+    *why = "out of memory";
+    return LASK_ENOMEM;
+  }
+  int osz = lask__dtype_size(out->dtype);
+  int r = walk_init(it, out->ndim, out->shape, out, ninputs, inputs, NULL);
+  if (r < 0) {
+    rc = LASK_ENOMEM;
+    *why = "out of memory";
+  }
+  if (r > 0) {
+    struct eval_ctx c = {&pr, inputs, rp, store, lane, out->dtype, osz,
+                         ninputs};
+    int isz[LASK__ITER_MAXOPS] = {0}; /* the output is never copied */
+    for (int k = 0; k < ninputs; k++)
+      isz[k + 1] = lask__dtype_size(inputs[k].dtype);
+    walk_runs(it, 1, isz, eval_run, &c);
+  }
+  free(it);
+  free(store);
+  free(pr.ins);
+  return rc;
+}
+
 int lask__nd_eval_reduce(const uint8_t *prog, size_t n, int ninputs,
                          const struct lask_nd *inputs, int op, int skipnan,
                          struct lask_red_acc *acc, const char **why) {
@@ -695,21 +829,14 @@ int lask__nd_eval_reduce(const uint8_t *prog, size_t n, int ninputs,
     rc = LASK_ENOMEM;
     *why = "out of memory";
   }
-  while (r > 0) {
-    int64_t ist[MAX_INPUTS];
-    int64_t fst = it->st[0][it->nd - 1] / 8;
-    for (int k = 0; k < ninputs; k++) ist[k] = it->st[k + 1][it->nd - 1];
-    for (int64_t s = 0; s < it->inner; s += BLK) {
-      int64_t m = it->inner - s < BLK ? it->inner - s : BLK;
-      char *ip[MAX_INPUTS];
-      for (int k = 0; k < ninputs; k++) ip[k] = it->p[k + 1] + s * ist[k];
-      const void *res = run_block(&pr, inputs, ip, ist, m, NULL, rp, store);
-      /* fst is 1 for a C-order walk's inner axis; positions need it so. */
-      int64_t pos0 = (int64_t)(it->p[0] - lask__nd_origin) / 8 + s * fst;
-      if (lane == LASK_LANE_F) reduce_f(op, skipnan, res, m, pos0, acc);
-      else reduce_i(op, res, m, pos0, acc);
-    }
-    r = nd_iter_next(it);
+  if (r > 0) {
+    struct red_ctx c = {&pr, inputs, rp, store, lane, op, skipnan, acc};
+    /* No tiles for argmin/argmax: ties go to the first in C order. */
+    int isz[LASK__ITER_MAXOPS] = {0};
+    for (int k = 0; k < ninputs; k++)
+      isz[k + 1] = lask__dtype_size(inputs[k].dtype);
+    walk_runs(it, op != LASK_RED_ARGMIN && op != LASK_RED_ARGMAX, isz,
+              red_run, &c);
   }
   free(it);
   free(store);

@@ -1173,6 +1173,9 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
   for i = 1, ndim do ones[i] = 1 end
   local function num(v, d) return nd_.new(d, ones, v) end
   local inputs = {...}
+  if not prog and full then -- a full reduction reads its block in one pass
+    prog = nd_.assemble(1, 1, 0, {}, {nd_.ops.load, 0, 0, 0})
+  end
   if prog and full and op ~= "argmin" and op ~= "argmax" then
     -- fused: run the program and reduce, storing nothing
     local nm = (op == "mean" or op == "var" or op == "std") and "sum" or op
