@@ -52,6 +52,26 @@ local function fail(msg, level) error("lask.array: " .. msg, (level or 1) + 1) e
 
 local AUTO_BYTES = 128 * 1024 * 1024
 
+-- With lask.config.set{memory_limit = ...}: "auto" blocks of at most an
+-- eighth of the limit per worker, and a buffer pool of a quarter of it.
+local function memory_limit()
+  local limit = lask.config.get("memory_limit")
+  if not limit then return nil end
+  return require("lask.bag").parse_bytes(limit, "lask.config memory_limit")
+end
+
+local function auto_bytes()
+  local limit = memory_limit()
+  if not limit then return AUTO_BYTES end
+  return math.max(1e5, math.min(AUTO_BYTES,
+    limit / (8 * lask.config.get("num_workers"))))
+end
+
+local function limit_pool()
+  local limit = memory_limit()
+  if limit then nd.pool_limit(limit / 4) end
+end
+
 local function split_len(d, c)
   local out = {}
   if d == 0 then return {0} end
@@ -73,20 +93,16 @@ function la.normalize_chunks(chunks, shape, dtype)
   if chunks == nil or chunks == "auto" then
     local isz = (dtype == "float64" or dtype == "int64") and 8 or
       ((dtype == "float32" or dtype == "int32") and 4 or 1)
-    -- equal-ish blocks of at most AUTO_BYTES, trimming the first axes
-    local per = {}
-    for i = 1, ndim do per[i] = math.max(shape[i], 1) end
-    local function bytes()
-      local b = isz
-      for i = 1, ndim do b = b * per[i] end
-      return b
-    end
-    local i = 1
-    while bytes() > AUTO_BYTES and ndim > 0 do
-      local f = (bytes() / AUTO_BYTES) ^ (1 / (ndim - i + 1))
-      per[i] = math.max(1, math.floor(per[i] / math.max(f, 2)))
-      if per[i] == 1 or bytes() <= AUTO_BYTES then i = math.min(i + 1, ndim) end
-      if i == ndim and per[i] == 1 then break end
+    -- square-ish blocks of at most auto_bytes(): shortest axes first,
+    -- each takes its share (the n-th root of what is left) or its length
+    local budget = math.max(1, math.floor(auto_bytes() / isz))
+    local per, order = {}, {}
+    for k = 1, ndim do order[k] = k end
+    table.sort(order, function(p, q) return shape[p] < shape[q] end)
+    for j, k in ipairs(order) do
+      local edge = math.floor(budget ^ (1 / (ndim - j + 1)) + 1e-9)
+      per[k] = math.max(1, math.min(math.max(shape[k], 1), edge))
+      budget = math.max(1, math.floor(budget / per[k]))
     end
     for k = 1, ndim do out[k] = split_len(shape[k], per[k]) end
     return out
@@ -310,7 +326,7 @@ local function check_shape(shape, where)
       fail(("%s: shape entry %d must be a non-negative integer"):format(
         where, i), 3)
     end
-    s[i] = d
+    s[i] = math.tointeger and math.tointeger(d) or d
   end
   return s
 end
@@ -1499,6 +1515,7 @@ local function assemble(x, values)
 end
 
 function methods:compute(opts)
+  limit_pool()
   local x = materialize(self)
   local values = lask.compute(x.blocks, opts or {})
   local r = assemble(x, values)
@@ -1507,6 +1524,7 @@ function methods:compute(opts)
 end
 
 function methods:persist(opts)
+  limit_pool()
   local x = materialize(self)
   local values = lask.compute(x.blocks, opts or {})
   local blocks = {}
