@@ -1,0 +1,128 @@
+-- array_engine_spec.lua: how arrays travel through the task engine: by
+-- reference inside a process (no copy), by bytes through serialize, and
+-- within a memory budget when a computation streams through blocks.
+local lask = require "lask"
+local la = require "lask.array"
+local N = require "lask.ndarray"
+local core = require "lask.core"
+local nd = core.nd
+
+local function addr(a) return tostring(nd.ptr(a)) end
+
+describe("array blocks between executors", function()
+  after_each(function() lask.config.set{scheduler = "threads"} end)
+
+  it("move by reference: producer, consumer and caller see one buffer",
+     function()
+    local make = lask.delayed(function()
+      local a = require("lask.core").nd.new("float64", {1000, 100}, 2.5)
+      return {a, tostring(require("lask.core").nd.ptr(a))}
+    end)
+    local use = lask.delayed(function(t)
+      local nd_ = require("lask.core").nd
+      return {t[1], t[2], tostring(nd_.ptr(t[1]))}
+    end)
+    local r = lask.compute(use(make()), {scheduler = "threads"})
+    assert.are.equal(r[2], r[3])           -- the consumer's view
+    assert.are.equal(r[2], addr(r[1]))     -- the caller's
+    assert.are.equal(2.5, r[1]:get(1000, 100))
+  end)
+
+  it("a view keeps its offset and strides on the way", function()
+    local make = lask.delayed(function()
+      local N_ = require("lask.ndarray")
+      local a = N_.arange(0, 60):reshape({6, 10})
+      return a:slice{{2, 6, 2}, {-1, 1, -3}}:T()
+    end)
+    local v = lask.compute(make(), {scheduler = "threads"})
+    assert.are.same({4, 3}, v.shape)
+    -- rows 2, 4, 6 (1-based) and columns 10, 7, 4, 1, transposed
+    assert.are.same({{19, 39, 59}, {16, 36, 56}, {13, 33, 53},
+                     {10, 30, 50}}, v:totable())
+  end)
+
+  it("serialize copies the bytes (another process could read them)",
+     function()
+    local a = N.arange(0, 1000)
+    local s = core.serialize(a)
+    local b = core.deserialize(s)
+    assert.are_not.equal(addr(a), addr(b))
+    assert.are.same(a:totable(), b:totable())
+    assert.is_true(#s > 8000)
+  end)
+
+  it("refuses an in-process reference from outside the process", function()
+    -- a serialized array carries bytes (mode 0); forge mode 1 and the
+    -- decoder must call it corrupt, not follow the address
+    local s = core.serialize(N.arange(0, 4))
+    local at = s:find("\12\0", 17, true) -- BUFFER tag, mode 0
+    assert.is_truthy(at)
+    local forged = s:sub(1, at) .. "\1" .. s:sub(at + 2)
+    local ok, err = pcall(core.deserialize, forged)
+    assert.is_false(ok)
+    assert.matches("corrupt", err)
+  end)
+
+  it("results of a chunked computation are the same on every scheduler",
+     function()
+    local x = la.random.random({300, 200}, {chunks = {70, 45}, seed = 9})
+    local y = (la.sin(x) * x:T():T() + 1) / 2
+    local a = y:sum{axis = 2}:compute{scheduler = "sync"}
+    local b = y:sum{axis = 2}:compute{scheduler = "threads"}
+    assert.are.same(a:totable(), b:totable())
+  end)
+
+  it("a task that fails names the culprit and leaks no buffer", function()
+    local before = nd.stats()
+    local x = la.ones({100, 100}, {chunks = 50})
+    local bad = x:map_blocks(function(b, info)
+      if info.block_id[1] == 2 then error("boom in block 2") end
+      return b
+    end)
+    local ok, err = pcall(bad.compute, bad)
+    assert.is_false(ok)
+    assert.matches("boom in block 2", tostring(err))
+    collectgarbage()
+    collectgarbage()
+    local after = nd.stats()
+    assert.is_true(after - before < 1e6, ("live bytes grew by %d"):format(
+      after - before))
+  end)
+end)
+
+describe("array memory", function()
+  it("reduces an array 3x the memory limit within about the limit",
+     function()
+    local bin = os.getenv("LASK_BIN")
+    local preload = os.getenv("LD_PRELOAD") or ""
+    if not bin or preload:find("san") or not io.open("/proc/self/status") then
+      pending("needs LASK_BIN and /proc, without a sanitizer (make test)")
+      return
+    end
+    -- 6000 x 4000 float64 = 192 MB, made block by block by the tasks,
+    -- against a 64 MB limit: blocks are generated, reduced and released.
+    local script = os.tmpname()
+    local s = io.open(script, "w")
+    s:write('local lask = require "lask"\n',
+            'local la = require "lask.array"\n',
+            'lask.config.set{memory_limit = "64MB", num_workers = 2}\n',
+            'local x = la.random.random({6000, 4000}, {seed = 1})\n',
+            'local m = (x * 2):mean():compute()\n',
+            'local v = x:var{axis = 1}:compute()\n',
+            'local st = io.open("/proc/self/status"):read("*a")\n',
+            'print(m, v.size, x.nblocks, ',
+            'tonumber(st:match("VmHWM:%s*(%d+)")) / 1024)\n')
+    s:close()
+    local p = io.popen(bin .. " " .. script .. " 2>&1")
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    local m, size, nblocks, peak = out:match(
+      "^(%S+)%s+(%d+)%s+(%d+)%s+([%d%.]+)")
+    assert.is_truthy(m, out)
+    assert.is_true(math.abs(tonumber(m) - 1) < 0.01, out) -- mean of 2U(0,1)
+    assert.are.equal(4000, tonumber(size))
+    assert.is_true(tonumber(nblocks) > 8, out) -- auto chunks obey the limit
+    assert.is_true(tonumber(peak) < 64, ("peak %s MB"):format(peak))
+  end)
+end)
