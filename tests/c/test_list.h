@@ -80,3 +80,12 @@ X(npy_parse_truncated_at_every_length)
 X(npy_parse_rejects_bad_preambles)
 X(npy_parse_rejects_bad_dicts)
 X(npy_parse_survives_mutations)
+
+/* test_nd.c */
+X(nd_buffers_are_refcounted_and_pooled)
+X(nd_broadcast_follows_numpy)
+X(nd_eval_broadcasts_and_reads_views)
+X(nd_programs_are_checked_before_running)
+X(nd_reduce_over_axes_with_nan_rules)
+X(nd_matmul_matches_a_plain_loop)
+X(nd_random_depends_only_on_seed_stream_and_position)
