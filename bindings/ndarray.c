@@ -482,7 +482,13 @@ static int nd_reshape(lua_State *L) {
   int64_t shape[LASK_ND_MAXDIM];
   int n = check_shape(L, 2, shape);
   int64_t cnt = 1;
-  for (int i = 0; i < n; i++) cnt *= shape[i];
+  for (int i = 0; i < n; i++) {
+    if (shape[i] && cnt > ((int64_t)1 << 50) / shape[i]) {
+      cnt = -1;
+      break;
+    }
+    cnt *= shape[i];
+  }
   if (cnt != lask__nd_size(a))
     luaL_error(L, "lask: cannot reshape an array of %d elements into %d",
                (int)lask__nd_size(a), (int)cnt);

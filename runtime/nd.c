@@ -113,14 +113,17 @@ int lask__nd_alloc(struct lask_nd *a, int dtype, int ndim,
                    const int64_t *shape, int zero) {
   int isz = lask__dtype_size(dtype);
   if (!isz || ndim < 0 || ndim > LASK_ND_MAXDIM) return LASK_EINVAL;
-  uint64_t n = 1;
+  /* The size, and the strides (zero lengths counted as 1), must stay far
+  ** from overflowing: at most 2^50 bytes either way. */
+  uint64_t n = 1, span = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) return LASK_EINVAL;
-    if (shape[i] && n > (UINT64_C(1) << 50) / (uint64_t)shape[i])
-      return LASK_EINVAL;
+    uint64_t d = shape[i] ? (uint64_t)shape[i] : 1;
+    if (span > (UINT64_C(1) << 50) / d) return LASK_EINVAL;
+    span *= d;
     n *= (uint64_t)shape[i];
   }
-  if (n > (UINT64_C(1) << 50) / (uint64_t)isz) return LASK_EINVAL;
+  if (span > (UINT64_C(1) << 50) / (uint64_t)isz) return LASK_EINVAL;
   struct lask_buf *b = lask__buf_new((size_t)n * (size_t)isz, zero);
   if (!b) return LASK_ENOMEM;
   a->dtype = dtype;

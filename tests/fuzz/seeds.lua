@@ -122,7 +122,18 @@ local function write_seed(name, value)
   return 3
 end
 
+--- Arrays: every dtype, 0-d, empty, and a strided view (sent by bytes).
+local function add_arrays()
+  local N = require "lask.ndarray"
+  seeds.arrays = {{N.arange(0, 12):reshape({3, 4}),
+                   N.from_table({{1.5, -2}, {0 / 0, 1 / 0}}, "float32"),
+                   N.full({}, 7, "int32"), N.zeros({0, 3}, "uint8"),
+                   N.from_table({true, false, true}),
+                   N.arange(0, 20, "float64"):slice{{-1, 1, -3}}}}
+end
+
 add_scalars()
+add_arrays()
 add_tables()
 add_references()
 add_functions()
