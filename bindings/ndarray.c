@@ -481,12 +481,14 @@ static int nd_reshape(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
   int64_t shape[LASK_ND_MAXDIM];
   int n = check_shape(L, 2, shape);
-  int64_t cnt = 1;
+  int64_t cnt = 1, span = 1;
   for (int i = 0; i < n; i++) {
-    if (shape[i] && cnt > ((int64_t)1 << 50) / shape[i]) {
+    int64_t d = shape[i] ? shape[i] : 1;
+    if (span > ((int64_t)1 << 47) / d) { /* strides would overflow */
       cnt = -1;
       break;
     }
+    span *= d;
     cnt *= shape[i];
   }
   if (cnt != lask__nd_size(a))
