@@ -491,9 +491,10 @@ static int nd_reshape(lua_State *L) {
     span *= d;
     cnt *= shape[i];
   }
+  if (cnt < 0) luaL_error(L, "lask: reshape: shape too large");
   if (cnt != lask__nd_size(a))
-    luaL_error(L, "lask: cannot reshape an array of %d elements into %d",
-               (int)lask__nd_size(a), (int)cnt);
+    luaL_error(L, "lask: cannot reshape an array of %f elements into %f",
+               (double)lask__nd_size(a), (double)cnt);
   if (!lask__nd_is_contig(a)) {
     lua_settop(L, 2);
     lua_pushcfunction(L, nd_copy);
