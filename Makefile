@@ -184,7 +184,8 @@ asan:
 
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 # The specs that start threads (the others run on one thread).
-TSAN_SPECS ?= tests/spec/threads_spec.lua tests/spec/delayed_spec.lua
+TSAN_SPECS ?= tests/spec/threads_spec.lua tests/spec/delayed_spec.lua \
+  tests/spec/array_engine_spec.lua
 NO_ASLR = setarch $$(uname -m) -R
 TSAN_RUN = $(MAKE) test-lua SPECS="$(TSAN_SPECS)" RUNNER="$(NO_ASLR)" \
   CFLAGS="-O1 -g $(TSAN_FLAGS)" LIBFLAG="-shared $(TSAN_FLAGS)" \

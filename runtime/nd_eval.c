@@ -677,7 +677,7 @@ static void walk_runs(struct nd_iter *it, int tile, const int *isz,
         for (int k = 0; k < nops; k++) {
           if (!scratch[k]) continue;
           const char *b = it->p[k] + r0 * rst[k] + c0 * st[k];
-          int64_t ahead = TILE_ROWS * isz[k];
+          int64_t ahead = 4 * TILE_ROWS * isz[k]; /* four tiles ahead */
           if (isz[k] == 8) {
             uint64_t *d = (uint64_t *)scratch[k];
             for (int64_t c = 0; c < m; c++) {
