@@ -187,7 +187,7 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_SPECS ?= tests/spec/threads_spec.lua tests/spec/delayed_spec.lua \
   tests/spec/array_engine_spec.lua
 NO_ASLR = setarch $$(uname -m) -R
-TSAN_RUN = $(MAKE) test-lua SPECS="$(TSAN_SPECS)" RUNNER="$(NO_ASLR)" \
+TSAN_RUN = OPENBLAS_NUM_THREADS=1 $(MAKE) test-lua SPECS="$(TSAN_SPECS)" RUNNER="$(NO_ASLR)" \
   CFLAGS="-O1 -g $(TSAN_FLAGS)" LIBFLAG="-shared $(TSAN_FLAGS)" \
   PRELOAD="$$($(CC) -print-file-name=libtsan.so)"
 tsan:

@@ -692,6 +692,16 @@ static int nd_assemble(lua_State *L) {
   return 1;
 }
 
+/* nd.matmul_acc(out, a, b): out += a @ b (float, 2-d, out contiguous). */
+static int nd_matmul_acc(lua_State *L) {
+  struct lask_nd *out = check_nd(L, 1), *a = check_nd(L, 2), *b = check_nd(L, 3);
+  const char *why = NULL;
+  lask__blas_threads(lask__in_executor ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  int rc = lask__nd_matmul_acc(a, b, out, &why);
+  if (rc) nd_fail(L, rc, "matmul", why);
+  return 0;
+}
+
 static int nd_stats(lua_State *L) {
   size_t live, pooled;
   lask__buf_stats(&live, &pooled);
@@ -1155,6 +1165,7 @@ static const luaL_Reg nd_funcs[] = {
   {"eval_reduce", nd_eval_reduce},
   {"reduce", nd_reduce},
   {"matmul", nd_matmul},
+  {"matmul_acc", nd_matmul_acc},
   {"stats", nd_stats},
   {"assign", nd_assign},
   {"assemble", nd_assemble},

@@ -196,6 +196,11 @@ LASK_INTERNAL int lask__nd_reduce(const struct lask_nd *in, uint64_t mask,
 LASK_INTERNAL int lask__nd_matmul(const struct lask_nd *a,
                                   const struct lask_nd *b, int out_dtype,
                                   struct lask_nd *out, const char **why);
+/* out += a @ b for 2-d float arrays of out's dtype, out C-contiguous
+** (a blocked product's partial sums, without a temporary). */
+LASK_INTERNAL int lask__nd_matmul_acc(const struct lask_nd *a,
+                                      const struct lask_nd *b,
+                                      struct lask_nd *out, const char **why);
 /* Threads BLAS may use in this process (1 inside executors). */
 LASK_INTERNAL void lask__blas_threads(int n);
 

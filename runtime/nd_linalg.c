@@ -169,3 +169,55 @@ done:
   if (rc) lask__nd_clear(out);
   return rc;
 }
+
+int lask__nd_matmul_acc(const struct lask_nd *a0, const struct lask_nd *b0,
+                        struct lask_nd *out, const char **why) {
+  int dt = out->dtype;
+  if (a0->ndim != 2 || b0->ndim != 2 || out->ndim != 2 ||
+      (dt != LASK_DT_F64 && dt != LASK_DT_F32) || !lask__nd_is_contig(out) ||
+      a0->shape[1] != b0->shape[0] || out->shape[0] != a0->shape[0] ||
+      out->shape[1] != b0->shape[1]) {
+    *why = "matmul_acc: shapes, ranks or dtype do not fit";
+    return LASK_EINVAL;
+  }
+  struct lask_nd a = *a0, b = *b0, ca = {0}, cb = {0};
+  int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1], lda = 0, ldb = 0;
+  int rc = 0;
+  if (m == 0 || n == 0 || k == 0) return 0;
+  int ta = a.dtype == dt ? blas_layout(&a, &lda) : -1;
+  int tb = b.dtype == dt ? blas_layout(&b, &ldb) : -1;
+  if (ta < 0) {
+    if ((rc = contig(&a, dt, &ca, why)) != 0) goto done;
+    a = ca;
+    ta = 0;
+    lda = k;
+  }
+  if (tb < 0) {
+    if ((rc = contig(&b, dt, &cb, why)) != 0) goto done;
+    b = cb;
+    tb = 0;
+    ldb = n;
+  }
+  if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff ||
+      lda > 0x7fffffff || ldb > 0x7fffffff) {
+    *why = "matmul: a dimension beyond BLAS's int range";
+    rc = LASK_EINVAL;
+    goto done;
+  }
+  if (dt == LASK_DT_F64)
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0,
+                (const double *)lask__nd_data(&a), (int)lda,
+                (const double *)lask__nd_data(&b), (int)ldb, 1.0,
+                (double *)lask__nd_data(out), (int)n);
+  else
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+                tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+                (const float *)lask__nd_data(&a), (int)lda,
+                (const float *)lask__nd_data(&b), (int)ldb, 1.0f,
+                (float *)lask__nd_data(out), (int)n);
+done:
+  if (ca.buf) lask__nd_clear(&ca);
+  if (cb.buf) lask__nd_clear(&cb);
+  return rc;
+}

@@ -268,9 +268,11 @@ function T.matmul_sum(dtype, np, ...)
   local acc
   for p = 1, np do
     local a, b = select(p, ...), select(np + p, ...)
-    local m = nd_.matmul(a, b, dtype)
-    if acc == nil then acc = m
+    if acc ~= nil and (dtype == "float64" or dtype == "float32") then
+      nd_.matmul_acc(acc, a, b) -- acc += a @ b, in place
+    elseif acc == nil then acc = nd_.matmul(a, b, dtype)
     else
+      local m = nd_.matmul(a, b, dtype)
       acc = require("lask.ndarray").run(require("lask.ndarray").node("add",
         {leaf = acc, dtype = dtype}, {leaf = m, dtype = dtype}))
     end
