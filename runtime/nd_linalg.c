@@ -82,7 +82,7 @@ int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
     return rc;
   }
   if (m == 0 || n == 0 || k == 0) return 0;
-  int64_t lda, ldb;
+  int64_t lda = 0, ldb = 0;
   int ta = a.dtype == dt ? blas_layout(&a, &lda) : -1;
   int tb = b.dtype == dt ? blas_layout(&b, &ldb) : -1;
   if (!fl) ta = tb = -1; /* the integer loop reads contiguous copies */
