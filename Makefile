@@ -56,7 +56,7 @@ endif
 ifdef LIBUV_INCDIR
   LUA_CFLAGS += -I$(LIBUV_INCDIR)
 endif
-LIBS := $(UV_LIBS) $(BLAS_LIBS) -lz -lpthread -lm -ldl
+LIBS := $(UV_LIBS) $(BLAS_LIBS) -lz -lpthread -lmvec -lm -ldl
 
 # Install locations (luarocks passes its own).
 PREFIX ?= /usr/local

@@ -161,6 +161,10 @@ LASK_INTERNAL int lask__prog_lane(const uint8_t *prog, size_t n, int ninputs,
                                   const struct lask_nd *inputs,
                                   const char **why);
 
+/* d[k] = f(a[k]) for unary float op 'op' through vector instructions
+** (nd_vmath.c); returns 0, touching nothing, when it has no vector form. */
+LASK_INTERNAL int lask__vmath(int op, double *d, const double *a, int64_t n);
+
 /* Reductions over axes (nd_reduce.c). */
 enum {
   LASK_RED_SUM = 0,

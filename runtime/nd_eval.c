@@ -296,6 +296,7 @@ static int64_t f_toi(double v) {
 
 static void run_f(int op, int64_t n, double *restrict d, const double *a,
                   const double *b) {
+  if (op >= LASK_OP_SQRT && lask__vmath(op, d, a, n)) return;
   switch (op) {
   case LASK_OP_ADD: LOOP(a[k] + b[k]); break;
   case LASK_OP_SUB: LOOP(a[k] - b[k]); break;
