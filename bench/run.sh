@@ -21,3 +21,7 @@ echo "== bags (peer: dask.bag, python3-dask)"
 build/lask bench/bag.lua
 build/luajit/lask bench/bag.lua
 /usr/bin/python3 bench/bag_dask.py
+echo "== arrays (peers: dask.array threads and NumPy; memory bandwidth; dgemm alone)"
+bench/array_peers.sh
+build/lask bench/array.lua
+build/luajit/lask bench/array.lua

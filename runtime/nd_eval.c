@@ -849,8 +849,15 @@ int lask__nd_copy(const struct lask_nd *src, struct lask_nd *dst,
                   const char **why) {
   /* LOAD, then a lane change when the dtypes' lanes differ. */
   int from = input_lane(src->dtype), to = input_lane(dst->dtype);
-  uint8_t prog[12] = {2, 1, 0, 0, LASK_OP_LOAD, 0, 0, 0};
+  uint8_t prog[32] = {2, 1, 0, 0, LASK_OP_LOAD, 0, 0, 0};
   size_t n = 8;
+  if (dst->dtype == LASK_DT_BOOL && from == LASK_LANE_F) {
+    /* float to bool: x != 0 (0.5 is true, NaN is true) */
+    static const uint8_t p[] = {3, 1, 1, 2, LASK_LANE_F, 0, 0, 0, 0, 0, 0, 0, 0,
+                                LASK_OP_LOAD, 0, 0, 0, LASK_OP_CONST, 1, 0, 0,
+                                LASK_OP_NE, 2, 0, 1};
+    return lask__nd_eval(p, sizeof p, 1, src, dst, why);
+  }
   if (from != to) {
     prog[3] = 1;
     prog[8] = to == LASK_LANE_F ? LASK_OP_TOF : LASK_OP_TOI;
