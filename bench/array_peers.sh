@@ -1,0 +1,15 @@
+#!/bin/sh
+# array_peers.sh: the yardsticks of lask's array benchmarks, run alone: this
+# machine's memory bandwidth (stream.c, and from it the bound on
+# (x + x:T()):sum()), OpenBLAS dgemm called alone (dgemm.c), and dask.array
+# and NumPy on the same workloads (array_dask.py). Run on an idle machine.
+set -eu
+cd "$(dirname "$0")/.."
+mkdir -p build/bench
+${CC:-cc} -O2 -march=native bench/stream.c -o build/bench/stream -lpthread
+${CC:-cc} -O2 bench/dgemm.c -o build/bench/dgemm $(pkg-config --cflags --libs openblas)
+echo "== $(date -u) on $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+build/bench/stream
+build/bench/dgemm
+OPENBLAS_CORETYPE=SkylakeX build/bench/dgemm  # see bench/dgemm.c
+/usr/bin/python3 bench/array_dask.py
