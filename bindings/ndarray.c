@@ -465,6 +465,37 @@ static int nd_transpose(lua_State *L) {
   return 1;
 }
 
+/* nd.squeeze(a, axes): a view without those 0-based axes (each of
+** length 1), whatever the strides. */
+static int nd_squeeze(lua_State *L) {
+  struct lask_nd *a = check_nd(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int drop[LASK_ND_MAXDIM] = {0};
+  int n = (int)lua_rawlen(L, 2);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    int z = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (z < 0 || z >= a->ndim || a->shape[z] != 1)
+      luaL_error(L, "lask: squeeze: axis %d is not of length 1", z + 1);
+    drop[z] = 1;
+  }
+  struct lask_nd *v = lask__nd_push(L);
+  *v = *a;
+  v->buf = NULL;
+  int k = 0;
+  for (int i = 0; i < a->ndim; i++) {
+    if (drop[i]) continue;
+    v->shape[k] = a->shape[i];
+    v->strides[k] = a->strides[i];
+    k++;
+  }
+  v->ndim = k;
+  v->buf = a->buf;
+  lask__buf_retain(a->buf);
+  return 1;
+}
+
 /* nd.copy(a [, dtype]): a C-contiguous copy, converted to dtype. */
 static int nd_copy(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
@@ -1160,6 +1191,7 @@ static const luaL_Reg nd_funcs[] = {
   {"view", nd_view},
   {"transpose", nd_transpose},
   {"copy", nd_copy},
+  {"squeeze", nd_squeeze},
   {"reshape", nd_reshape},
   {"eval", nd_eval},
   {"eval_reduce", nd_eval_reduce},

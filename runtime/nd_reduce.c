@@ -171,7 +171,8 @@ int lask__nd_reduce(const struct lask_nd *in, uint64_t mask, int op,
   if (rc == 0) {
     /* Cells with no value: NaN for min/max of floats (all NaN skipped). */
     if (lane == LASK_LANE_F && skipnan &&
-        (op == LASK_RED_MIN || op == LASK_RED_MAX))
+        (op == LASK_RED_MIN || op == LASK_RED_MAX || op == LASK_RED_ARGMIN ||
+         op == LASK_RED_ARGMAX))
       for (size_t c = 0; c < cells; c++)
         if (cnt[c] == 0) af[c] = NAN;
     char *o = lask__nd_data(out);

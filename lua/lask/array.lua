@@ -39,6 +39,7 @@ Array.__index = function(self, k)
   return methods[k]
 end
 la.Array = Array
+Array.__lask_collection = true -- lask.compute(x, y) computes it
 local unpack = table.unpack or unpack
 
 local function is_array(x) return getmetatable(x) == Array end
@@ -239,10 +240,10 @@ end
 function T.eval(prog, dtype, ...)
   return require("lask.core").nd.eval(prog, dtype, ...)
 end
-function T.view(b, starts, steps, counts, reshape)
+function T.view(b, starts, steps, counts, drop)
   local nd_ = require("lask.core").nd
   local v = nd_.view(b, starts, steps, counts)
-  if reshape then v = nd_.reshape(v, reshape) end
+  if drop then v = nd_.squeeze(v, drop) end
   return v
 end
 function T.transpose(b, perm) return require("lask.core").nd.transpose(b, perm) end
@@ -820,12 +821,12 @@ function methods:slice(spec)
       oi[i], st[i], sp[i], ct[i] = m[1], m[2], m[3], outchunks[i][idx[i]]
       if ct[i] == 0 then st[i] = 0 end
     end
-    local reshape
+    local drop
     if anydrop then
-      reshape = {}
-      for i = 1, ndim do if keep[i] then reshape[#reshape + 1] = ct[i] end end
+      drop = {}
+      for i = 1, ndim do if not keep[i] then drop[#drop + 1] = i - 1 end end
     end
-    blocks[k] = D.view(x.blocks[flat_index(x.chunks, oi)], st, sp, ct, reshape)
+    blocks[k] = D.view(x.blocks[flat_index(x.chunks, oi)], st, sp, ct, drop)
   end)
   local shape, chunks = {}, {}
   for i = 1, ndim do
@@ -1302,9 +1303,16 @@ function RT.combine(op, skipnan, ...)
           na), nb), safe))
       acc = {N_.run(n), N_.run(mean), N_.run(m2)}
     else -- argmin argmax: {val, idx}; take b where it beats a
+      -- Blocks do not come in C order of their elements: a tie (or two
+      -- NaNs) goes to the lower global position, as NumPy's scan would.
       local va, vb = L(acc[1]), L(p[1])
-      local better = op == "argmin" and N_.node("lt", vb, va) or
+      local ia, ib = L(acc[2]), L(p[2])
+      local earlier = N_.node("and", N_.node("ge", ib, 0),
+        N_.node("or", N_.node("lt", ia, 0), N_.node("lt", ib, ia)))
+      local strict = op == "argmin" and N_.node("lt", vb, va) or
                      N_.node("gt", vb, va)
+      local better = N_.node("or", strict,
+                             N_.node("and", N_.node("eq", vb, va), earlier))
       if N_.is_float(acc[1].dtype) then
         local na_, nb_ = N_.node("isnan", va), N_.node("isnan", vb)
         if skipnan then
@@ -1312,9 +1320,10 @@ function RT.combine(op, skipnan, ...)
           better = N_.node("and", N_.node("not", nb_),
                            N_.node("or", na_, better))
         else
-          -- the first NaN wins
-          better = N_.node("and", N_.node("not", na_),
-                           N_.node("or", nb_, better))
+          -- a NaN beats any number; between NaNs the earlier wins
+          better = N_.node("or",
+            N_.node("and", nb_, N_.node("or", N_.node("not", na_), earlier)),
+            N_.node("and", N_.node("not", na_), better))
         end
       end
       local c = N_.run(better)
@@ -1335,7 +1344,10 @@ function RT.finish(op, skipnan, ddof, dt, squeeze_shape, p)
     r = N_.run(N_.node("div", L(p[1]), L(p[2])))
     if dt == "float32" then r = nd_.copy(r, "float32") end
   elseif op == "var" or op == "std" then
-    local v = N_.node("div", L(p[3]), N_.node("sub", L(p[1]), ddof))
+    -- NumPy: divide by max(n - ddof, 0); nanvar/nanstd give NaN there
+    local d = N_.node("sub", L(p[1]), ddof)
+    local v = N_.node("div", L(p[3]), N_.node("max", d, 0.0))
+    if skipnan then v = N_.node("where", N_.node("gt", d, 0), v, 0 / 0) end
     if op == "std" then v = N_.node("sqrt", v) end
     r = N_.run(v)
     if dt == "float32" then r = nd_.copy(r, "float32") end

@@ -14,6 +14,7 @@ local unpack = table.unpack or unpack -- LuaJIT has only the global
 local bag = {}
 
 local Bag = {}
+Bag.__lask_collection = true -- lask.compute(b) computes it
 Bag.__name = "lask.Bag"
 local methods = {}
 

@@ -20,6 +20,7 @@ bag.ops = ops -- task functions: module functions travel by reference
 
 local Item = {}
 Item.__index = Item
+Item.__lask_collection = true -- lask.compute(item) computes it
 Item.__name = "lask.Item"
 bag.Item = Item
 

@@ -165,10 +165,19 @@ end
 -- values; other values are returned as they are.
 -- @usage local a, b = lask.compute(x, y, {scheduler = "sync"})
 -- @usage local list = lask.compute(list_of_delayed)
+-- A lask collection (bag, array, Item): its metatable says so.
+local function is_collection(a)
+  local mt = getmetatable(a)
+  return type(mt) == "table" and rawget(mt, "__lask_collection") == true
+end
+
 function lask.compute(...)
   local args, opts = split_opts(...)
   local values = run(gather(args), opts, "lask.compute")
   local out = scatter(args, values, function(_, v) return v end)
+  for i = 1, args.n do -- collections compute themselves, in turn
+    if is_collection(args[i]) then out[i] = args[i]:compute(opts) end
+  end
   return unpack(out, 1, args.n)
 end
 
@@ -182,6 +191,11 @@ function lask.persist(...)
     p[1] = delayed.key(d)
     return p
   end)
+  for i = 1, args.n do
+    if is_collection(args[i]) and args[i].persist then
+      out[i] = args[i]:persist(opts)
+    end
+  end
   return unpack(out, 1, args.n)
 end
 

@@ -471,14 +471,14 @@ function methods:slice(spec)
       #spec, ndim), 2)
   end
   local shape = self.shape
-  local starts, steps, counts, keep = {}, {}, {}, {}
+  local starts, steps, counts, dropped = {}, {}, {}, {}
   for i = 1, ndim do
     local s0, st, c, drop = M.norm_slice(spec[i], shape[i], i)
     starts[i], steps[i], counts[i] = s0, st, c
-    if not drop then keep[#keep + 1] = c end
+    if drop then dropped[#dropped + 1] = i - 1 end
   end
   local v = nd.view(self, starts, steps, counts)
-  if #keep ~= ndim then v = nd.reshape(v, keep) end
+  if #dropped > 0 then v = nd.squeeze(v, dropped) end -- still a view
   return v
 end
 
@@ -575,11 +575,11 @@ end
 
 -- drops the reduced axes of a keepdims result
 local function squeeze(r, set, ndim)
-  local shape, keep = r.shape, {}
+  local drop = {}
   for i = 1, ndim do
-    if not set[i - 1] then keep[#keep + 1] = shape[i] end
+    if set[i - 1] then drop[#drop + 1] = i - 1 end
   end
-  return nd.reshape(r, keep)
+  return nd.squeeze(r, drop)
 end
 
 local function to_number(r)
@@ -626,7 +626,10 @@ local function reduce(a, op, opts, skipnan)
   if full and (op == "sum" or op == "prod" or op == "min" or op == "max" or
                op == "any" or op == "all") then
     local f, i, cnt = nd.eval_reduce(load_prog(dt), op, skipnan, 0, a)
-    if op == "any" or op == "all" then return i ~= 0 end
+    if op == "any" or op == "all" or (dt == "bool" and
+                                       (op == "min" or op == "max")) then
+      return i ~= 0
+    end
     if is_float(dt) then
       if (op == "min" or op == "max") and cnt == 0 then return 0 / 0 end
       return f
@@ -649,11 +652,11 @@ local function reduce(a, op, opts, skipnan)
     else
       local ddof = opts.ddof or 0
       local sq = nd.reduce(a, list, "sqdev", skipnan, "float64", mean)
-      local denom = is_nd(n) and M.node("sub", M.leaf(n), ddof) or (n - ddof)
-      local v = M.node("div", M.leaf(sq), denom)
-      if type(denom) == "number" and denom <= 0 then
-        v = M.node("div", M.leaf(sq), 0.0)
-      end
+      -- NumPy: var divides by max(n - ddof, 0); nanvar gives NaN there
+      local nn = is_nd(n) and M.leaf(n) or n
+      local d = M.node("sub", nn, ddof)
+      local v = M.node("div", M.leaf(sq), M.node("max", d, 0.0))
+      if skipnan then v = M.node("where", M.node("gt", d, 0), v, 0 / 0) end
       if op == "std" then v = M.node("sqrt", v) end
       r = run(v)
     end
