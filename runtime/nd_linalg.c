@@ -57,6 +57,20 @@ static int contig(const struct lask_nd *a, int dtype, struct lask_nd *c,
   return rc;
 }
 
+/* Makes 2-d '*x' readable by BLAS in 'dt': in place (*trans, *ld), or
+** through a contiguous copy into 'c' (always when 'copy'). */
+static int operand(struct lask_nd *x, int dt, int copy, struct lask_nd *c,
+                   int *trans, int64_t *ld, const char **why) {
+  *trans = (!copy && x->dtype == dt) ? blas_layout(x, ld) : -1;
+  if (*trans >= 0) return 0;
+  int rc = contig(x, dt, c, why);
+  if (rc) return rc;
+  *x = *c;
+  *trans = 0;
+  *ld = x->shape[1];
+  return 0;
+}
+
 int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
                     int dt, struct lask_nd *out, const char **why) {
   if (a0->ndim < 1 || a0->ndim > 2 || b0->ndim < 1 || b0->ndim > 2) {
@@ -83,21 +97,11 @@ int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
   }
   if (m == 0 || n == 0 || k == 0) return 0;
   int64_t lda = 0, ldb = 0;
-  int ta = a.dtype == dt ? blas_layout(&a, &lda) : -1;
-  int tb = b.dtype == dt ? blas_layout(&b, &ldb) : -1;
-  if (!fl) ta = tb = -1; /* the integer loop reads contiguous copies */
-  if (ta < 0) {
-    if ((rc = contig(&a, dt, &ca, why)) != 0) goto done;
-    a = ca;
-    ta = 0;
-    lda = k;
-  }
-  if (tb < 0) {
-    if ((rc = contig(&b, dt, &cb, why)) != 0) goto done;
-    b = cb;
-    tb = 0;
-    ldb = n;
-  }
+  int ta = 0, tb = 0;
+  /* the integer loop reads contiguous copies */
+  if ((rc = operand(&a, dt, !fl, &ca, &ta, &lda, why)) != 0 ||
+      (rc = operand(&b, dt, !fl, &cb, &tb, &ldb, why)) != 0)
+    goto done;
   if (fl && (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff ||
              lda > 0x7fffffff || ldb > 0x7fffffff)) {
     *why = "matmul: a dimension beyond BLAS's int range";
@@ -184,20 +188,10 @@ int lask__nd_matmul_acc(const struct lask_nd *a0, const struct lask_nd *b0,
   int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1], lda = 0, ldb = 0;
   int rc = 0;
   if (m == 0 || n == 0 || k == 0) return 0;
-  int ta = a.dtype == dt ? blas_layout(&a, &lda) : -1;
-  int tb = b.dtype == dt ? blas_layout(&b, &ldb) : -1;
-  if (ta < 0) {
-    if ((rc = contig(&a, dt, &ca, why)) != 0) goto done;
-    a = ca;
-    ta = 0;
-    lda = k;
-  }
-  if (tb < 0) {
-    if ((rc = contig(&b, dt, &cb, why)) != 0) goto done;
-    b = cb;
-    tb = 0;
-    ldb = n;
-  }
+  int ta = 0, tb = 0;
+  if ((rc = operand(&a, dt, 0, &ca, &ta, &lda, why)) != 0 ||
+      (rc = operand(&b, dt, 0, &cb, &tb, &ldb, why)) != 0)
+    goto done;
   if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff ||
       lda > 0x7fffffff || ldb > 0x7fffffff) {
     *why = "matmul: a dimension beyond BLAS's int range";

@@ -8,4 +8,28 @@ function helpers.errmsg(f, ...)
   return tostring(err)
 end
 
+--- Runs the Lua source 'src' with the lask interpreter in a child process
+-- and returns what it printed; or nil and why it cannot (no LASK_BIN, a
+-- sanitizer preloaded, no /proc), for pending().
+function helpers.run_child(src)
+  local bin = os.getenv("LASK_BIN")
+  local preload = os.getenv("LD_PRELOAD") or ""
+  if not bin or preload:find("san") or not io.open("/proc/self/status") then
+    return nil, "needs LASK_BIN and /proc, without a sanitizer (make test)"
+  end
+  local script = os.tmpname()
+  local s = io.open(script, "w")
+  s:write(src)
+  s:close()
+  local p = io.popen(bin .. " " .. script .. " 2>&1")
+  local out = p:read("*a")
+  p:close()
+  os.remove(script)
+  return out
+end
+
+--- Lua source that prints the process's peak RSS in MB.
+helpers.PRINT_PEAK = 'local st = io.open("/proc/self/status"):read("*a")\n' ..
+  'io.write(tonumber(st:match("VmHWM:%s*(%d+)")) / 1024, "\\n")\n'
+
 return helpers

@@ -1091,24 +1091,23 @@ function la.tensordot(x, y, axes)
     sx[zx], sy[zy] = true, true
     k = k * x.shape[zx]
   end
-  local px, py, fx, fy = {}, {}, {}, {}
-  local mx, ny = 1, 1
-  for i = 1, x.ndim do
-    if not sx[i] then
-      px[#px + 1] = i
-      fx[#fx + 1] = x.shape[i]
-      mx = mx * x.shape[i]
+  -- the free axes of an array (appended to 'perm'), their lengths, product
+  local function free(z, summed, perm)
+    local lens, prod = {}, 1
+    for i = 1, z.ndim do
+      if not summed[i] then
+        perm[#perm + 1] = i
+        lens[#lens + 1] = z.shape[i]
+        prod = prod * z.shape[i]
+      end
     end
+    return lens, prod
   end
+  local px, py = {}, {}
+  local fx, mx = free(x, sx, px)
   for _, a in ipairs(ax) do px[#px + 1] = N.norm_axis(a, x.ndim, "tensordot") + 1 end
   for _, a in ipairs(ay) do py[#py + 1] = N.norm_axis(a, y.ndim, "tensordot") + 1 end
-  for i = 1, y.ndim do
-    if not sy[i] then
-      py[#py + 1] = i
-      fy[#fy + 1] = y.shape[i]
-      ny = ny * y.shape[i]
-    end
-  end
+  local fy, ny = free(y, sy, py)
   local a = x:transpose(px):reshape({mx, k})
   local b = y:transpose(py):reshape({k, ny})
   local out = {}
@@ -1489,15 +1488,7 @@ local function reduction(x, op, opts, skipnan)
   return r
 end
 
-for _, op in ipairs{"sum", "prod", "min", "max", "mean", "var", "std",
-                    "argmin", "argmax", "any", "all"} do
-  methods[op] = function(self, opts) return reduction(self, op, opts, false) end
-  if op ~= "any" and op ~= "all" then
-    methods["nan" .. op] = function(self, opts)
-      return reduction(self, op, opts, true)
-    end
-  end
-end
+N.add_reductions(methods, reduction)
 
 ----------------------------------------------------------------------------
 -- Computing

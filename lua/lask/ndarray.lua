@@ -670,15 +670,18 @@ local function reduce(a, op, opts, skipnan)
 end
 M.reduce = reduce
 
-for _, op in ipairs{"sum", "prod", "min", "max", "mean", "var", "std",
-                    "argmin", "argmax", "any", "all"} do
-  methods[op] = function(self, opts) return reduce(self, op, opts, false) end
-  if op ~= "any" and op ~= "all" then
-    methods["nan" .. op] = function(self, opts)
-      return reduce(self, op, opts, true)
+--- add_reductions(methods, f): methods.sum ... methods.all and their
+-- nan* forms, each calling f(self, op, opts, skipnan) (lask.array too).
+function M.add_reductions(into, f)
+  for _, op in ipairs{"sum", "prod", "min", "max", "mean", "var", "std",
+                      "argmin", "argmax", "any", "all"} do
+    into[op] = function(self, opts) return f(self, op, opts, false) end
+    if op ~= "any" and op ~= "all" then
+      into["nan" .. op] = function(self, opts) return f(self, op, opts, true) end
     end
   end
 end
+M.add_reductions(methods, reduce)
 
 ----------------------------------------------------------------------------
 -- Constructors

@@ -4,7 +4,8 @@
 local bag = require "lask.bag"
 local lask = require "lask"
 
-local errmsg = require("helpers").errmsg
+local helpers = require("helpers")
+local errmsg = helpers.errmsg
 
 local function sorted(list, key)
   local copy = {}
@@ -508,10 +509,9 @@ end)
 describe("bag memory", function()
   it("counts words in a corpus 3x the memory limit within about the limit",
      function()
-    local bin = os.getenv("LASK_BIN")
-    local preload = os.getenv("LD_PRELOAD") or ""
-    if not bin or preload:find("san") or not io.open("/proc/self/status") then
-      pending("needs LASK_BIN and /proc, without a sanitizer (make test)")
+    local _, why = helpers.run_child("")
+    if why then
+      pending(why)
       return
     end
     local dir = os.tmpname()
@@ -532,21 +532,13 @@ describe("bag memory", function()
       for _ = 1, 18 do out:write(chunk) end
       out:close()
     end
-    local script = os.tmpname()
-    local s = io.open(script, "w")
-    s:write('local lask = require "lask"\n',
-            'local bag = require "lask.bag"\n',
-            'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
-            'local f = bag.read_text("', dir, '/c*.txt")',
-            '.str:split():flatten():frequencies()\n',
-            'local n = #f:compute()\n',
-            'local st = io.open("/proc/self/status"):read("*a")\n',
-            'print(n, tonumber(st:match("VmHWM:%s*(%d+)")) / 1024)\n')
-    s:close()
-    local p = io.popen(bin .. " " .. script .. " 2>&1")
-    local out = p:read("*a")
-    p:close()
-    os.remove(script)
+    local out = helpers.run_child(table.concat{
+      'local lask = require "lask"\n',
+      'local bag = require "lask.bag"\n',
+      'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
+      'local f = bag.read_text("', dir, '/c*.txt")',
+      '.str:split():flatten():frequencies()\n',
+      'io.write(#f:compute(), " ")\n', helpers.PRINT_PEAK})
     os.execute("rm -rf '" .. dir .. "'")
     local n, peak = out:match("^(%d+)%s+([%d%.]+)")
     assert.is_truthy(n, out)
@@ -556,10 +548,9 @@ describe("bag memory", function()
   end)
 
   it("groups data 3x the memory limit within about the limit", function()
-    local bin = os.getenv("LASK_BIN")
-    local preload = os.getenv("LD_PRELOAD") or ""
-    if not bin or preload:find("san") or not io.open("/proc/self/status") then
-      pending("needs LASK_BIN and /proc, without a sanitizer (make test)")
+    local _, why = helpers.run_child("")
+    if why then
+      pending(why)
       return
     end
     local dir = os.tmpname()
@@ -568,24 +559,17 @@ describe("bag memory", function()
     -- memory, against a 20 MB limit. The limit makes the shuffle default
     -- to "disk"; with shuffle = "tasks" every bucket is held until the last
     -- group is made, and the peak is over 300 MB.
-    local script = os.tmpname()
-    local s = io.open(script, "w")
-    s:write('local lask = require "lask"\n',
-            'local bag = require "lask.bag"\n',
-            'lask.config.set{memory_limit = "20MB", num_workers = 2, ',
-            'temporary_directory = "', dir, '"}\n',
-            'local b = bag.range(500000, {npartitions = 32}):map(',
-            'function(x) return ("%07d"):format(x) .. ("x"):rep(93) end)\n',
-            'local g = b:groupby(function(s) ',
-            'return tonumber(s:sub(1, 7)) % 997 end, {npartitions = 32})\n',
-            'local n = g:map(function(kv) return #kv[2] end):sum():compute()\n',
-            'local st = io.open("/proc/self/status"):read("*a")\n',
-            'print(n, tonumber(st:match("VmHWM:%s*(%d+)")) / 1024)\n')
-    s:close()
-    local p = io.popen(bin .. " " .. script .. " 2>&1")
-    local out = p:read("*a")
-    p:close()
-    os.remove(script)
+    local out = helpers.run_child(table.concat{
+      'local lask = require "lask"\n',
+      'local bag = require "lask.bag"\n',
+      'lask.config.set{memory_limit = "20MB", num_workers = 2, ',
+      'temporary_directory = "', dir, '"}\n',
+      'local b = bag.range(500000, {npartitions = 32}):map(',
+      'function(x) return ("%07d"):format(x) .. ("x"):rep(93) end)\n',
+      'local g = b:groupby(function(s) ',
+      'return tonumber(s:sub(1, 7)) % 997 end, {npartitions = 32})\n',
+      'local n = g:map(function(kv) return #kv[2] end):sum():compute()\n',
+      'io.write(n, " ")\n', helpers.PRINT_PEAK})
     local left = require("lask.core").glob(dir .. "/*")
     os.execute("rm -rf '" .. dir .. "'")
     local n, peak = out:match("^(%d+)%s+([%d%.]+)")
