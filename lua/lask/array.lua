@@ -1365,6 +1365,26 @@ function RT.finish(op, skipnan, ddof, dt, squeeze_shape, p)
   return r
 end
 
+-- The blocks of a grid as {index, flat position}, in the order their
+-- tasks should run: C order, except that on a 2-d grid block (j, i)
+-- follows block (i, j), so that an expression of x and x:T() reads each
+-- pair of blocks twice in a row, the second time from the cache.
+local function cache_order(chunks)
+  local list = {}
+  each_block(chunks, function(idx, k) list[k] = {{unpack(idx)}, k} end)
+  if #chunks == 2 then
+    table.sort(list, function(p, q)
+      local a, b = p[1], q[1]
+      local amin, bmin = math.min(a[1], a[2]), math.min(b[1], b[2])
+      if amin ~= bmin then return amin < bmin end
+      local amax, bmax = math.max(a[1], a[2]), math.max(b[1], b[2])
+      if amax ~= bmax then return amax < bmax end
+      return a[1] < b[1]
+    end)
+  end
+  return list
+end
+
 local function reduction(x, op, opts, skipnan)
   local where = (skipnan and "nan" or "") .. op
   opts = check_opts(opts, {axis = true, keepdims = true, split_every = true,
@@ -1410,7 +1430,8 @@ local function reduction(x, op, opts, skipnan)
   local partial = lask.delayed(RT.partial, {name = "array-" .. op .. "-partial"})
   local combine = lask.delayed(RT.combine, {name = "array-" .. op .. "-combine"})
   local finish = lask.delayed(RT.finish, {name = "array-" .. op .. "-finish"})
-  each_block(chunks, function(idx, k)
+  for _, bk in ipairs(cache_order(chunks)) do
+    local idx, k = bk[1], bk[2]
     local key = {}
     for i = 1, ndim do key[i] = set[i - 1] and 1 or idx[i] end
     local ks = table.concat(key, ",")
@@ -1436,7 +1457,7 @@ local function reduction(x, op, opts, skipnan)
     end
     g.parts[#g.parts + 1] = partial(op, skipnan, axes0, prog or false, dt,
                                     x.shape, starts, unpack(args))
-  end)
+  end
   local ddof = opts.ddof or 0
   -- output grid: kept axes' chunks, 1 on reduced ones
   local ochunks = {}
