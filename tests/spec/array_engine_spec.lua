@@ -90,6 +90,33 @@ describe("array blocks between executors", function()
   end)
 end)
 
+describe("array element loops", function()
+  it("block:ptr() is an FFI pointer in LuaJIT, a clear error in Lua 5.4",
+     function()
+    local x = la.arange(0, 1000, {chunks = 300}):astype("float64")
+    local has_ffi = pcall(require, "ffi")
+    if not has_ffi then
+      local ok, err = pcall(function() return N.zeros(3):ptr() end)
+      assert.is_false(ok)
+      assert.matches("FFI", tostring(err))
+      return
+    end
+    -- an element loop through the pointer, in the executors
+    local y = x:map_blocks(function(b)
+      local out = b:copy()
+      local p, q = b:ptr(), out:ptr()
+      for i = 0, b.size - 1 do q[i] = p[i] * p[i] end
+      return out
+    end)
+    local r = y:compute()
+    assert.are.equal(998001, r:get(1000))
+    assert.are.equal(90000, r:get(301))
+    local a = N.arange(0, 4, "int32")
+    a:ptr()[2] = 7 -- writes go to the array's own memory
+    assert.are.equal(7, a:get(3))
+  end)
+end)
+
 describe("array memory", function()
   it("reduces an array 3x the memory limit within about the limit",
      function()
