@@ -27,6 +27,10 @@ expect "wordcount (Lua 5.4)" "1. the        37" build/lask \
   examples/wordcount.lua 1
 expect "wordcount (LuaJIT)" "1. the        37" build/luajit/lask \
   examples/wordcount.lua 1
+expect "arrays (Lua 5.4)" "sum of (x + x^T) / 2: 8004000000 (expected 8004000000)" build/lask \
+  examples/arrays.lua 2000
+expect "arrays (LuaJIT)" "(x @ 1)\[n\]: 6001000 (expected 6001000)" \
+  build/luajit/lask examples/arrays.lua 2000
 EMBED_OUT="host.hypot came back as itself: true"
 expect "embed host (Lua 5.4)" "$EMBED_OUT" build/embed_host \
   examples/embed/script.lua
