@@ -202,7 +202,8 @@ FUZZ_CC ?= clang
 $(BUILD)/fuzz_decode: tests/fuzz/fuzz_decode.c $(RUNTIME_SRC) $(BINDINGS_SRC) \
   $(BUILD)/gen/embedded.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -iquote runtime -iquote bindings \
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+	  -iquote runtime -iquote bindings $(BLAS_CFLAGS) \
 	  $(LUA_CFLAGS) -o $@ $^ $(LUA_STATIC) $(LIBS)
 fuzz: $(BUILD)/fuzz_decode $(CORE_SO)
 	@mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-artifacts

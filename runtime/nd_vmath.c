@@ -14,8 +14,8 @@
 #include "nd.h"
 
 #define VFUNC(name)                                                         \
-  __m256d _ZGVdN4v_##name(__m256d);                                         \
-  __m512d _ZGVeN8v_##name(__m512d);                                         \
+  __attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_##name(__m256d);   \
+  __attribute__((target("avx512f"))) __m512d _ZGVeN8v_##name(__m512d);     \
   __attribute__((target("avx2,fma"))) static void name##_4(                 \
       double *d, const double *a, int64_t n) {                              \
     int64_t k = 0;                                                          \
