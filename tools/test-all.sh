@@ -16,9 +16,12 @@ run() {
   local name=$1
   shift
   echo "=== $name: $*"
-  "$@" > >(tee "$LOGS/$name.log") 2>&1
-  local rc=$?
-  wait
+  # A pipeline, not a process substitution: bash waits for tee to finish
+  # writing the log before the counts are read from it (with >(tee) the
+  # last lines could still be on their way, and a suite that passed was
+  # once counted as having run no test).
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
   local pass fail
   pass=$(grep -aoE '^([a-z]+: )?[0-9]+ passed, [0-9]+ failed' "$LOGS/$name.log" |
     grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
