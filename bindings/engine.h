@@ -84,6 +84,8 @@ struct executor {
   uint64_t gen;     /* the run its tables belong to (thread-local use) */
   int batch;        /* actions to take per lock, 1..BATCH (thread-local) */
   lua_State *L;     /* owned by the thread */
+  volatile sig_atomic_t in_task; /* a task's function is running (its
+                                  ** thread only, read by its hook) */
 };
 
 struct pool {

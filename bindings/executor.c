@@ -31,8 +31,13 @@ static _Thread_local struct executor *tls_executor; /* this thread's */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  lua_sethook(L, NULL, 0, 0);
   struct executor *ex = tls_executor;
+  /* Only a task's own code is interrupted: not lask's decoding around it,
+  ** which may be loading a module (an error half-way through require
+  ** leaves the module unusable in LuaJIT). Outside a task the hook stays
+  ** armed until the task starts or the run ends. */
+  if (ex != NULL && !ex->in_task && atomic_load(&ex->pool->cancel)) return;
+  lua_sethook(L, NULL, 0, 0);
   if (ex != NULL && atomic_load(&ex->pool->cancel)) {
     luaL_error(L, "lask: computation interrupted");
   }
@@ -230,9 +235,10 @@ static void run_member(lua_State *L, struct running *r, uint32_t task) {
     lua_replace(L, base + 1);
     return;
   }
-  if (lua_pcall(L, (int)nargs, 1, base + 1) != 0) {
-    task_fail(L, r, task, "raised an error");
-  }
+  r->ex->in_task = 1;
+  int failed = lua_pcall(L, (int)nargs, 1, base + 1) != 0;
+  r->ex->in_task = 0;
+  if (failed) task_fail(L, r, task, "raised an error");
   lua_remove(L, base + 1);
 }
 

@@ -310,6 +310,9 @@ static int nd_flat(lua_State *L) {
 
 static int nd_ptr(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
+  if (!lask__nd_is_contig(a))
+    luaL_error(L, "lask: ptr() needs a contiguous array (this one is a "
+               "strided view): take a:copy() first");
   lua_pushlightuserdata(L, lask__nd_data(a));
   return 1;
 }
@@ -407,23 +410,36 @@ static int nd_random(lua_State *L) {
 
 /* ---------------------------------------------------------------- views */
 
+/* Reads t[i] (t at stack index 'idx') as an integer in [-2^50, 2^50];
+** returns 0 if it is not one (no conversion of an out-of-range double). */
+static int int_at(lua_State *L, int idx, int i, int64_t *out) {
+  lua_rawgeti(L, idx, i);
+  int isnum = lua_type(L, -1) == LUA_TNUMBER;
+  lua_Number v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!isnum || !(v >= -0x1p50 && v <= 0x1p50) || v != floor(v)) return 0;
+  *out = (int64_t)v;
+  return 1;
+}
+
 /* nd.view(a, starts, steps, counts): per axis, 'count' elements from
 ** 0-based 'start' every 'step' (negative allowed); the caller has checked
 ** them (lua/lask/ndarray.lua normalizes slices). Checked again here. */
 static int nd_view(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
   struct lask_nd *v = lask__nd_push(L);
   *v = *a;
   v->buf = NULL;
   for (int i = 0; i < a->ndim; i++) {
-    lua_rawgeti(L, 2, i + 1);
-    lua_rawgeti(L, 3, i + 1);
-    lua_rawgeti(L, 4, i + 1);
-    int64_t start = (int64_t)lua_tonumber(L, -3);
-    int64_t step = (int64_t)lua_tonumber(L, -2);
-    int64_t cnt = (int64_t)lua_tonumber(L, -1);
-    lua_pop(L, 3);
+    int64_t start = 0, step = 0, cnt = 0;
     int64_t d = a->shape[i];
+    if (!int_at(L, 2, i + 1, &start) || !int_at(L, 3, i + 1, &step) ||
+        !int_at(L, 4, i + 1, &cnt) || (cnt > 1 && (step > d || -step > d)))
+      luaL_error(L, "lask: view: bad start, step or count on axis %d", i + 1);
+    if (cnt <= 1 && step != 0) step = 1; /* one element: no stride needed */
     int ok = cnt >= 0 && step != 0 &&
              (cnt == 0 || (start >= 0 && start < d &&
                            start + (cnt - 1) * step >= 0 &&
@@ -623,6 +639,8 @@ static int nd_reduce(lua_State *L) {
   int skipnan = lua_toboolean(L, 4);
   int dt = check_dtype(L, 5);
   struct lask_nd *aux = lua_isnoneornil(L, 6) ? NULL : check_nd(L, 6);
+  if (aux && aux->dtype != LASK_DT_F64)
+    luaL_error(L, "lask: reduce: the mean must be float64");
   uint64_t mask = 0;
   int na = (int)lua_rawlen(L, 2);
   for (int i = 0; i < na; i++) {
@@ -636,6 +654,9 @@ static int nd_reduce(lua_State *L) {
   int64_t oshape[LASK_ND_MAXDIM];
   for (int i = 0; i < a->ndim; i++)
     oshape[i] = ((mask >> i) & 1) ? 1 : a->shape[i];
+  if (aux && (aux->ndim != a->ndim ||
+              memcmp(aux->shape, oshape, sizeof(int64_t) * (size_t)a->ndim)))
+    luaL_error(L, "lask: reduce: the mean must have the result's shape");
   struct lask_nd *out = push_new(L, dt, a->ndim, oshape, 0);
   struct lask_nd *vals = NULL;
   if (op == LASK_RED_ARGMIN || op == LASK_RED_ARGMAX)
@@ -689,6 +710,8 @@ static int nd_assemble(lua_State *L) {
   luaL_addlstring(&b, hdr, 4);
   for (int i = 1; i <= nc; i++) {
     lua_rawgeti(L, 4, i);
+    if (!lua_istable(L, -1))
+      luaL_error(L, "lask: assemble: constant %d is not a {lane, value} pair", i);
     lua_rawgeti(L, -1, 1);
     int lane = (int)lua_tointeger(L, -1);
     lua_rawgeti(L, -2, 2);
@@ -859,12 +882,11 @@ static const char *read_box(lua_State *L, int si, int ci, struct box *b) {
   for (int i = 0; i < b->nd; i++) {
     b->start[i] = 0;
     b->count[i] = b->full[i];
-    if (lua_istable(L, si)) {
-      lua_rawgeti(L, si, i + 1);
-      lua_rawgeti(L, ci, i + 1);
-      b->start[i] = (int64_t)lua_tonumber(L, -2);
-      b->count[i] = (int64_t)lua_tonumber(L, -1);
-      lua_pop(L, 2);
+    if (!lua_isnoneornil(L, si)) {
+      if (!lua_istable(L, si) || !lua_istable(L, ci) ||
+          !int_at(L, si, i + 1, &b->start[i]) ||
+          !int_at(L, ci, i + 1, &b->count[i]))
+        return "the region must be two lists of integers";
       if (b->start[i] < 0 || b->count[i] < 0 ||
           b->start[i] + b->count[i] > b->full[i])
         return "region out of range";
@@ -1023,13 +1045,10 @@ static int nd_npy_write(lua_State *L) {
     err = "the file's dtype, order or rank differ from the array's";
   for (int i = 0; !err && i < b.nd; i++) {
     b.start[i] = 0;
-    if (!whole) {
-      lua_rawgeti(L, 3, i + 1);
-      b.start[i] = (int64_t)lua_tonumber(L, -1);
-      lua_pop(L, 1);
-    }
+    if (!whole && (!lua_istable(L, 3) || !int_at(L, 3, i + 1, &b.start[i])))
+      err = "the starts must be a list of integers";
     b.count[i] = a->shape[i];
-    if (b.start[i] < 0 || b.start[i] + b.count[i] > b.full[i])
+    if (!err && (b.start[i] < 0 || b.start[i] + b.count[i] > b.full[i]))
       err = "the array does not fit the file there";
   }
   struct lask_nd c = *a;

@@ -221,6 +221,17 @@ static void dec_modref(struct dec *d) {
   lua_pushvalue(L, -2);
   lua_rawget(L, -2);
   lua_remove(L, -2);
+  if (lua_islightuserdata(L, -1)) {
+    /* LuaJIT's mark of a module whose loading was interrupted (a task
+    ** cancelled half-way through require): load it again. */
+    lask_pushloaded(L);
+    lua_pushvalue(L, -3);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_getglobal(L, "require");

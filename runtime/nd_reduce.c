@@ -89,7 +89,8 @@ int lask__nd_reduce(const struct lask_nd *in, uint64_t mask, int op,
     if ((mask >> i) & 1) r *= in->shape[i];
   }
   if (op == LASK_RED_SQDEV &&
-      (!aux || aux->dtype != LASK_DT_F64 || aux->ndim != nd))
+      (!aux || aux->dtype != LASK_DT_F64 || aux->ndim != nd ||
+       memcmp(aux->shape, out->shape, sizeof(int64_t) * (size_t)nd) != 0))
     return fail(why, "SQDEV needs a float64 mean of the output's shape",
                 LASK_EINVAL);
   int lane = nd_is_float(in->dtype) ? LASK_LANE_F : LASK_LANE_I;

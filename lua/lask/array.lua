@@ -68,9 +68,13 @@ local function auto_bytes()
     limit / (8 * lask.config.get("num_workers"))))
 end
 
+local pool_set
 local function limit_pool()
   local limit = memory_limit()
-  if limit then nd.pool_limit(limit / 4) end
+  if limit and limit ~= pool_set then
+    nd.pool_limit(limit / 4)
+    pool_set = limit
+  end
 end
 
 local function split_len(d, c)
@@ -137,7 +141,11 @@ function la.normalize_chunks(chunks, shape, dtype)
         fail(("chunks: axis %d: lengths add up to %d, the axis has %d")
           :format(i, s, d), 3)
       end
-      out[i] = {unpack(c)}
+      -- zero-length blocks carry nothing: kept out of the grid
+      out[i] = {}
+      for _, n in ipairs(c) do
+        if n > 0 then out[i][#out[i] + 1] = n end
+      end
       if #out[i] == 0 then out[i] = {0} end
     else
       fail(("chunks: axis %d: expected a number or a list"):format(i), 3)
@@ -280,7 +288,7 @@ function T.matmul_sum(dtype, np, ...)
   end
   return acc
 end
-function T.map_block(fn, info, dtype, b)
+function T.map_block(fn, info, dtype, b, shape)
   local r = fn(b, info)
   local N_ = require("lask.ndarray")
   if not N_.is_ndarray(r) then
@@ -291,10 +299,30 @@ function T.map_block(fn, info, dtype, b)
             ", not an ndarray", 0)
     end
   end
+  local where = " for block {" .. table.concat(info.block_id, ", ") .. "}"
+  if r.dtype ~= dtype then
+    error(("lask.array: map_blocks: the function returned a %s block%s; " ..
+           "say map_blocks(fn, {dtype = \"%s\"})"):format(r.dtype, where,
+           r.dtype), 0)
+  end
+  local got = r.shape
+  local same = #got == #shape
+  for i = 1, #shape do same = same and got[i] == shape[i] end
+  if not same then
+    error(("lask.array: map_blocks: the function returned a block of " ..
+           "shape {%s}%s, expected {%s} (give chunks = ... for other " ..
+           "shapes)"):format(table.concat(got, ", "), where,
+           table.concat(shape, ", ")), 0)
+  end
   return r
 end
-function T.npy_read(path, starts, counts)
-  return require("lask.core").nd.npy_read(path, starts, counts)
+function T.npy_read(path, starts, counts, dtype)
+  local b = require("lask.core").nd.npy_read(path, starts, counts)
+  if dtype and b.dtype ~= dtype then
+    error(("lask.array: %s changed since from_npy read it: now %s, was %s")
+      :format(path, b.dtype, dtype), 0)
+  end
+  return b
 end
 function T.npy_write(path, b, starts)
   require("lask.core").nd.npy_write(path, b, starts)
@@ -336,8 +364,22 @@ end
 
 local CONS = {chunks = true, dtype = true}
 
+local MAX_BLOCKS = 1e6
+
 local function from_fn(shape, opts, where, dtype, make)
+  local size = 1
+  for _, d in ipairs(shape) do size = size * d end
+  if size > 2 ^ 47 then
+    fail(("%s: shape {%s} is too large (%.3g elements)"):format(where,
+      table.concat(shape, ", "), size), 3)
+  end
   local chunks = la.normalize_chunks(opts.chunks, shape, dtype)
+  local nblocks = 1
+  for _, c in ipairs(chunks) do nblocks = nblocks * #c end
+  if nblocks > MAX_BLOCKS then
+    fail(("%s: %.3g blocks: use larger chunks (at most %d blocks)"):format(
+      where, nblocks, MAX_BLOCKS), 3)
+  end
   local blocks = {}
   local offs = {}
   for i, c in ipairs(chunks) do offs[i] = offsets(c) end
@@ -376,6 +418,11 @@ function la.arange(start, stop, step, opts)
   step = step or 1
   opts = check_opts(opts, CONS, "arange")
   if step == 0 then fail("arange: step must not be 0", 2) end
+  for _, v in ipairs{start, stop, step} do
+    if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+      fail("arange: start, stop and step must be finite numbers", 2)
+    end
+  end
   local n = math.max(0, math.ceil((stop - start) / step))
   local mt = N.mtype
   local dt = N.check_dtype(opts.dtype, "arange") or
@@ -389,6 +436,12 @@ end
 function la.linspace(a, b, n, opts)
   opts = check_opts(opts, CONS, "linspace")
   n = n or 50
+  if type(n) ~= "number" or n < 0 or n ~= math.floor(n) then
+    fail("linspace: the number of values must be a non-negative integer", 2)
+  end
+  if type(a) ~= "number" or type(b) ~= "number" then
+    fail("linspace: the ends must be numbers", 2)
+  end
   local step = n > 1 and (b - a) / (n - 1) or 0
   local arr = from_fn({n}, opts, "linspace", "float64", function(bs, st)
     return D.arange("float64", bs[1], a + st[1] * step, step)
@@ -410,6 +463,11 @@ function la.eye(n, opts)
   if type(opts) == "number" then opts = {m = opts} end
   opts = check_opts(opts, {chunks = true, dtype = true, m = true}, "eye")
   local m = opts.m or n
+  for _, d in ipairs{n, m} do
+    if type(d) ~= "number" or d < 0 or d ~= math.floor(d) then
+      fail("eye: sizes must be non-negative integers", 2)
+    end
+  end
   local dt = N.check_dtype(opts.dtype, "eye") or "float64"
   return from_fn({n, m}, opts, "eye", dt, function(bs, st)
     return D.eye(dt, bs, st[1], st[2])
@@ -420,14 +478,18 @@ la.random = {}
 local seed_counter = 0
 local function seed_of(opts)
   if opts.seed ~= nil then
-    if type(opts.seed) ~= "number" or opts.seed < 0 or
+    if type(opts.seed) ~= "number" or opts.seed < 0 or opts.seed >= 2 ^ 53 or
        opts.seed ~= math.floor(opts.seed) then
-      fail("random: seed must be a non-negative integer", 3)
+      fail("random: seed must be an integer from 0 to 2^53 - 1", 3)
     end
     return opts.seed
   end
+  -- no seed: the clock to the microsecond, the process and a counter
   seed_counter = seed_counter + 1
-  return (os.time() * 7919 + seed_counter * 104729) % 2^52
+  local pid = tonumber((io.open("/proc/self/stat") or {read = function()
+    return "0" end}):read("*n") or 0) or 0
+  return math.floor(core.now() * 1e6 + os.time() * 7919 + pid * 104729 +
+                    seed_counter * 15485863) % 2 ^ 52
 end
 local function random_kind(kind, name)
   return function(shape, opts)
@@ -476,7 +538,7 @@ function la.from_npy(path, opts)
   opts = check_opts(opts, {chunks = true}, "from_npy")
   local info = nd.npy_info(path)
   return from_fn(info.shape, opts, "from_npy", info.dtype, function(bs, st)
-    return D.npy_read(path, st, bs)
+    return D.npy_read(path, st, bs, info.dtype)
   end)
 end
 
@@ -535,7 +597,26 @@ local function leaves(node, out, seen)
   return out
 end
 
-local function ew(op, where, ...)
+local materialize
+
+-- Distinct inputs and steps of an expression tree.
+local function expr_size(node)
+  local seen, leaves, steps = {}, {}, 0
+  local function walk(x)
+    if type(x) ~= "table" or seen[x] then return end
+    seen[x] = true
+    steps = steps + 1
+    if x.leaf ~= nil then leaves[x.leaf] = true return end
+    for i = 1, #x do walk(x[i]) end
+  end
+  walk(node)
+  local nl = 0
+  for _ in pairs(leaves) do nl = nl + 1 end
+  return nl, steps
+end
+
+local ew
+ew = function(op, where, ...)
   local args = {...}
   local n = select("#", ...)
   local shapes, chunks = {}, nil
@@ -554,6 +635,21 @@ local function ew(op, where, ...)
   end
   local shape = broadcast_shapes(shapes, where)
   local node = N.node(op, unpack(nodes, 1, n))
+  -- A program holds at most 32 inputs and 255 steps: past about half of
+  -- that, the operands become tasks of their own and a new chain starts.
+  local nl, steps = expr_size(node)
+  if nl > 16 or steps > 100 then
+    local again = {}
+    for i = 1, n do
+      local a = args[i]
+      if is_array(a) and a.expr then materialize(a) end
+      again[i] = a
+    end
+    if nl > 16 or steps > 100 then
+      for i = 1, n do nodes[i] = expr_of(again[i]) end
+      node = N.node(op, unpack(nodes, 1, n))
+    end
+  end
   -- chunks: per axis, those of the first operand spanning the whole axis
   chunks = {}
   for i = 1, #shape do
@@ -595,7 +691,7 @@ local function leaf_for(a, shape, chunks)
   return a
 end
 
-local function materialize(x)
+materialize = function(x)
   if not x.expr then return x end
   local prog, inputs, dt = N.compile(x.expr)
   local shape, chunks = x.shape, x.chunks
@@ -620,6 +716,9 @@ local function materialize(x)
   return x
 end
 la.materialize = materialize
+--- elementwise(op, ...): the lazy form of an operation of lask.ndarray's
+-- expression nodes (used when an ndarray meets a lask.array).
+function la.elementwise(op, ...) return ew(op, op, ...) end
 
 local function binop(op)
   return function(a, b)
@@ -907,7 +1006,7 @@ function methods:reshape(shape)
   local y = rechunk(x, want)
   local blocks, c1 = {}, {}
   for b, r in ipairs(y.chunks[1]) do
-    local orow = r * rin / rout
+    local orow = math.floor(r * rin / rout + 0.5)
     c1[b] = orow
     local s = {orow}
     for i = 2, #shape do s[i] = shape[i] end
@@ -1160,7 +1259,9 @@ function methods:map_blocks(fn, opts)
                     for i, c in ipairs(x.chunks) do t[i] = #c end
                     return t
                   end)()}
-    blocks[k] = f(fn, info, dt, x.blocks[k])
+    local oidx = {}
+    for i = 1, #idx do oidx[i] = chunks[i][idx[i]] end
+    blocks[k] = f(fn, info, dt, x.blocks[k], oidx)
   end)
   local shape = {}
   for i, c in ipairs(chunks) do
@@ -1404,8 +1505,11 @@ local function reduction(x, op, opts, skipnan)
   end
   local argfull = (op == "argmin" or op == "argmax") and opts.axis == nil
   local split = opts.split_every or 8
-  if type(split) ~= "number" or split < 2 then
-    fail(where .. ": split_every must be a number >= 2", 2)
+  if type(split) ~= "number" or split < 2 or split ~= math.floor(split) then
+    fail(where .. ": split_every must be an integer >= 2", 2)
+  end
+  if opts.ddof ~= nil and type(opts.ddof) ~= "number" then
+    fail(where .. ": ddof must be a number", 2)
   end
   local prog, ins, dt
   local grid -- blocks-kind array whose grid we walk
@@ -1522,8 +1626,9 @@ end
 
 -- Assembles computed blocks into one ndarray.
 local function assemble(x, values)
-  if x.ndim == 0 then return values[1] end
-  if #values == 1 then return values[1] end
+  -- one block: a copy, since the block may be a persisted array's own
+  -- (changing the result must not change the lazy array)
+  if #values == 1 then return nd.copy(values[1]) end
   local out = nd.new(x.dtype, x.shape)
   local offs = {}
   for i, c in ipairs(x.chunks) do offs[i] = offsets(c) end
@@ -1561,7 +1666,7 @@ function methods:persist(opts)
 end
 
 function methods:to_npy(path, opts)
-  if type(path) ~= "string" then fail("to_npy: expected a path", 2) end
+  if type(path) ~= "string" then fail("to_npy: expected a path (a string)", 2) end
   local x = materialize(self)
   nd.npy_create(path, x.dtype, x.shape)
   local offs = {}

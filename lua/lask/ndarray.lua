@@ -300,16 +300,32 @@ local function run(node)
 end
 M.run = run
 
-local function operand(x)
+local function is_lazy(x)
+  local mt = getmetatable(x)
+  return type(x) == "table" and type(mt) == "table" and
+    rawget(mt, "__lask_collection") == true
+end
+
+local function operand(x, op)
   if is_nd(x) then return M.leaf(x) end
+  if type(x) ~= "number" and type(x) ~= "boolean" then
+    error(("lask.array: %s: expected an array or a number, got %s"):format(
+      op, type(x)), 3)
+  end
   return x
 end
 
+-- An ndarray beside a lazy lask.array: the lazy side computes it.
 local function binop(op)
-  return function(a, b) return run(M.node(op, operand(a), operand(b))) end
+  return function(a, b)
+    if is_lazy(a) or is_lazy(b) then
+      return require("lask.array").elementwise(op, a, b)
+    end
+    return run(M.node(op, operand(a, op), operand(b, op)))
+  end
 end
 local function unop(op)
-  return function(a) return run(M.node(op, operand(a))) end
+  return function(a) return run(M.node(op, operand(a, op))) end
 end
 
 methods.__add = binop("add")
@@ -335,7 +351,11 @@ M.fmax = binop("fmax")
 M.fmin = binop("fmin")
 M.atan2 = binop("atan2")
 function M.where(c, a, b)
-  return run(M.node("where", operand(c), operand(a), operand(b)))
+  if is_lazy(c) or is_lazy(a) or is_lazy(b) then
+    return require("lask.array").where(c, a, b)
+  end
+  return run(M.node("where", operand(c, "where"), operand(a, "where"),
+                    operand(b, "where")))
 end
 
 function methods:astype(dt)
@@ -594,6 +614,16 @@ local function reduce(a, op, opts, skipnan)
     error(("lask.array: %s takes an options table {axis=, keepdims=}")
       :format(op), 3)
   end
+  for k in pairs(opts) do
+    if k ~= "axis" and k ~= "keepdims" and k ~= "ddof" and
+       k ~= "split_every" then
+      error(("lask.array: %s: unknown option '%s'"):format(op, tostring(k)),
+            3)
+    end
+  end
+  if opts.ddof ~= nil and type(opts.ddof) ~= "number" then
+    error(("lask.array: %s: ddof must be a number"):format(op), 3)
+  end
   local ndim = a.ndim
   local list, set = M.norm_axes(opts.axis, ndim, nan_name(op, skipnan))
   empty_check(a, list, op, skipnan)
@@ -747,6 +777,10 @@ end
 local function table_shape(t)
   local shape, x = {}, t
   while type(x) == "table" do
+    if #shape == 32 then
+      error("lask.array: from_table: nested more than 32 deep (a table " ..
+            "that holds itself?)", 4)
+    end
     shape[#shape + 1] = #x
     x = x[1]
   end
@@ -802,6 +836,9 @@ function M.concatenate(list, axis)
     error("lask.array: concatenate: expected a non-empty list of arrays", 2)
   end
   local first = list[1]
+  if not is_nd(first) then
+    error("lask.array: concatenate: item 1 is not an array", 2)
+  end
   local ndim = first.ndim
   local z = M.norm_axis(axis or 1, ndim, "concatenate")
   local shape, dt, total = first.shape, first.dtype, 0

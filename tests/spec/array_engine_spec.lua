@@ -90,6 +90,26 @@ describe("array blocks between executors", function()
   end)
 end)
 
+describe("array tasks after a failure", function()
+  it("a cancelled run leaves every executor able to load modules", function()
+    -- The first error cancels the run; the other executor may be loading
+    -- lask.array for its task at that moment. The next run must work.
+    local out, why = require("helpers").run_child(table.concat{
+      'local la = require "lask.array"\n',
+      'for i = 1, 3 do\n',
+      '  local ok = pcall(function() return la.arange(0, 10, {chunks = 5})',
+      ':map_blocks(function(b) error("boom") end):compute() end)\n',
+      '  io.write(tostring(ok), " ", la.arange(0, 10, {chunks = 5})',
+      ':sum():compute(), " ")\n',
+      'end\n'})
+    if not out then
+      pending(why)
+      return
+    end
+    assert.are.equal("false 45 false 45 false 45 ", out)
+  end)
+end)
+
 describe("array element loops", function()
   it("block:ptr() is an FFI pointer in LuaJIT, a clear error in Lua 5.4",
      function()
