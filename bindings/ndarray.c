@@ -145,16 +145,11 @@ static void set_elem(lua_State *L, int idx, char *p, int dt) {
     *(uint8_t *)p = (uint8_t)t;
     return;
   }
-  int isnum;
-  if (lua_type(L, idx) == LUA_TBOOLEAN) {
-    isnum = 1;
-    lua_pushnumber(L, lua_toboolean(L, idx));
-    lua_replace(L, idx);
-  }
-  lua_Number v = lua_tonumberx(L, idx, &isnum);
-  if (!isnum || lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "lask: ndarray values must be numbers or booleans, got %s",
-               luaL_typename(L, idx));
+  lua_Number v = 0;
+  if (lua_type(L, idx) == LUA_TBOOLEAN) v = lua_toboolean(L, idx);
+  else if (lua_type(L, idx) == LUA_TNUMBER) v = lua_tonumber(L, idx);
+  else luaL_error(L, "lask: ndarray values must be numbers or booleans, got %s",
+                  luaL_typename(L, idx));
   switch (dt) {
   case LASK_DT_F64: memcpy(p, &v, 8); break;
   case LASK_DT_F32: { float f = (float)v; memcpy(p, &f, 4); break; }
@@ -667,13 +662,19 @@ static int nd_reduce(lua_State *L) {
   return vals ? 2 : 1;
 }
 
+/* BLAS threads: one inside an executor (the executors use every core),
+** all of them on the caller's thread. */
+static void blas_for_this_thread(void) {
+  lask__blas_threads(lask__in_executor ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 /* nd.matmul(a, b, out_dtype) */
 static int nd_matmul(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1), *b = check_nd(L, 2);
   int dt = check_dtype(L, 3);
   struct lask_nd *out = lask__nd_push(L);
   const char *why = NULL;
-  lask__blas_threads(lask__in_executor ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  blas_for_this_thread();
   int rc = lask__nd_matmul(a, b, dt, out, &why);
   if (rc) nd_fail(L, rc, "matmul", why);
   return 1;
@@ -750,7 +751,7 @@ static int nd_assemble(lua_State *L) {
 static int nd_matmul_acc(lua_State *L) {
   struct lask_nd *out = check_nd(L, 1), *a = check_nd(L, 2), *b = check_nd(L, 3);
   const char *why = NULL;
-  lask__blas_threads(lask__in_executor ? 1 : (int)sysconf(_SC_NPROCESSORS_ONLN));
+  blas_for_this_thread();
   int rc = lask__nd_matmul_acc(a, b, out, &why);
   if (rc) nd_fail(L, rc, "matmul", why);
   return 0;
@@ -1055,14 +1056,16 @@ static int nd_npy_write(lua_State *L) {
   int copied = 0;
   if (!err && !lask__nd_is_contig(a)) {
     const char *why = NULL;
-    if (lask__nd_alloc(&c, a->dtype, a->ndim, a->shape, 0) != 0 ||
-        lask__nd_copy(a, &c, &why) != 0)
+    if (lask__nd_alloc(&c, a->dtype, a->ndim, a->shape, 0) != 0) {
       err = "out of memory";
-    else copied = 1;
+    } else {
+      copied = 1; /* c holds its own buffer from here */
+      if (lask__nd_copy(a, &c, &why) != 0) err = "out of memory";
+    }
   }
   if (!err) err = box_io(fd, info.data_offset, &b,
                          lask__dtype_size(a->dtype), lask__nd_data(&c), 1);
-  if (copied || (c.buf && c.buf != a->buf)) lask__nd_clear(&c);
+  if (copied) lask__nd_clear(&c);
   if (close(fd) != 0 && !err) err = strerror(errno);
   if (err) luaL_error(L, "lask: writing %s: %s", path, err);
   return 0;

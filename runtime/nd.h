@@ -155,11 +155,6 @@ LASK_INTERNAL int lask__nd_eval_reduce(const uint8_t *prog, size_t n,
                                        const struct lask_nd *inputs, int op,
                                        int skipnan, struct lask_red_acc *acc,
                                        const char **why);
-/* The lane of a program's result register, or -1 if 'prog' is malformed
-** or does not fit the inputs' dtypes (*why says why). */
-LASK_INTERNAL int lask__prog_lane(const uint8_t *prog, size_t n, int ninputs,
-                                  const struct lask_nd *inputs,
-                                  const char **why);
 
 /* d[k] = f(a[k]) for unary float op 'op' through vector instructions
 ** (nd_vmath.c); returns 0, touching nothing, when it has no vector form. */

@@ -179,14 +179,6 @@ fail:
   return LASK_EINVAL;
 }
 
-int lask__prog_lane(const uint8_t *p, size_t n, int ninputs,
-                    const struct lask_nd *inputs, const char **why) {
-  struct prog pr;
-  if (prog_parse(p, n, ninputs, inputs, &pr, why) != 0) return -1;
-  free(pr.ins);
-  return pr.lane[pr.result];
-}
-
 /* ---- loads and stores between arrays and register blocks ---- */
 
 void lask__nd_load_block(int lane, int dt, const char *s, int64_t st,

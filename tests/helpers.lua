@@ -8,15 +8,22 @@ function helpers.errmsg(f, ...)
   return tostring(err)
 end
 
---- Runs the Lua source 'src' with the lask interpreter in a child process
--- and returns what it printed; or nil and why it cannot (no LASK_BIN, a
--- sanitizer preloaded, no /proc), for pending().
-function helpers.run_child(src)
-  local bin = os.getenv("LASK_BIN")
+--- Why a spec cannot run lask in a child process (no LASK_BIN, a
+-- sanitizer preloaded, no /proc), for pending(); nil when it can.
+function helpers.child_unavailable()
   local preload = os.getenv("LD_PRELOAD") or ""
-  if not bin or preload:find("san") or not io.open("/proc/self/status") then
-    return nil, "needs LASK_BIN and /proc, without a sanitizer (make test)"
+  if not os.getenv("LASK_BIN") or preload:find("san") or
+     not io.open("/proc/self/status") then
+    return "needs LASK_BIN and /proc, without a sanitizer (make test)"
   end
+end
+
+--- run_child(src): runs the Lua source 'src' with the lask interpreter in a
+-- child process and returns what it printed; or nil and the reason above.
+function helpers.run_child(src)
+  local why = helpers.child_unavailable()
+  if why then return nil, why end
+  local bin = os.getenv("LASK_BIN")
   local script = os.tmpname()
   local s = io.open(script, "w")
   s:write(src)

@@ -581,22 +581,6 @@ local function broadcast_shapes(list, where)
   return out
 end
 
--- All leaves of an expression tree (blocks-kind Arrays).
-local function leaves(node, out, seen)
-  out, seen = out or {}, seen or {}
-  if type(node) ~= "table" or seen[node] then return out end
-  seen[node] = true
-  if node.leaf ~= nil then
-    if not seen[node.leaf] then
-      seen[node.leaf] = true
-      out[#out + 1] = node.leaf
-    end
-    return out
-  end
-  for i = 1, #node do leaves(node[i], out, seen) end
-  return out
-end
-
 local materialize
 
 -- Distinct inputs and steps of an expression tree.
@@ -1293,7 +1277,7 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
   local function num(v, d) return nd_.new(d, ones, v) end
   local inputs = {...}
   if not prog and full then -- a full reduction reads its block in one pass
-    prog = nd_.assemble(1, 1, 0, {}, {nd_.ops.load, 0, 0, 0})
+    prog = N_.LOAD
   end
   if prog and full and op ~= "argmin" and op ~= "argmax" then
     -- fused: run the program and reduce, storing nothing
@@ -1322,8 +1306,7 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
     local idx
     if full then
       -- flat position in the whole array
-      local _, _, cnt, pos = nd_.eval_reduce(
-        nd_.assemble(1, 1, 0, {}, {nd_.ops.load, 0, 0, 0}), op, skipnan, 0, b)
+      local _, _, cnt, pos = nd_.eval_reduce(N_.LOAD, op, skipnan, 0, b)
       local bs = b.shape
       local g, rem = 0, pos
       local sub = {}
@@ -1444,20 +1427,10 @@ function RT.finish(op, skipnan, ddof, dt, squeeze_shape, p)
     r = N_.run(N_.node("div", L(p[1]), L(p[2])))
     if dt == "float32" then r = nd_.copy(r, "float32") end
   elseif op == "var" or op == "std" then
-    -- NumPy: divide by max(n - ddof, 0); nanvar/nanstd give NaN there
-    local d = N_.node("sub", L(p[1]), ddof)
-    local v = N_.node("div", L(p[3]), N_.node("max", d, 0.0))
-    if skipnan then v = N_.node("where", N_.node("gt", d, 0), v, 0 / 0) end
-    if op == "std" then v = N_.node("sqrt", v) end
-    r = N_.run(v)
+    r = N_.run(N_.var_node(L(p[1]), L(p[3]), ddof, skipnan, op == "std"))
     if dt == "float32" then r = nd_.copy(r, "float32") end
   elseif op == "argmin" or op == "argmax" then
-    local _, mn = nd_.eval_reduce(nd_.assemble(1, 1, 0, {}, {nd_.ops.load, 0, 0, 0}),
-                                  "min", false, 0, p[2])
-    if p[2].size > 0 and mn < 0 then
-      error(("lask.array: %s%s: an all-NaN slice"):format(skipnan and "nan" or "",
-            op), 0)
-    end
+    N_.check_positions(p[2], (skipnan and "nan" or "") .. op)
     r = N_.run(N_.node("add", L(p[2]), 1))
   else
     r = p[1]
@@ -1512,7 +1485,6 @@ local function reduction(x, op, opts, skipnan)
     fail(where .. ": ddof must be a number", 2)
   end
   local prog, ins, dt
-  local grid -- blocks-kind array whose grid we walk
   if x.expr then
     prog, ins, dt = N.compile(x.expr)
     local l2 = {}

@@ -85,8 +85,6 @@ local FLOATBIN = {div = true, pow = true, fmax = true, fmin = true,
 local CMP = {eq = true, ne = true, lt = true, le = true, gt = true, ge = true}
 local LOGIC = {["and"] = true, ["or"] = true, xor = true}
 
-local function leaf_dtype(x) return x.dtype end
-
 --- node(op, ...): an expression node with its dtype. Arguments are nodes
 -- or Lua scalars (numbers, booleans).
 function M.node(op, ...)
@@ -570,12 +568,26 @@ local function red_dtype(op, dt)
   else return dt == "float32" and "float32" or "float64" end -- mean var std
 end
 
-local LOAD = {}
--- A program that loads its one input into its lane.
-local function load_prog(dt)
-  local k = lane_of(dt)
-  if not LOAD[k] then LOAD[k] = nd.assemble(1, 1, 0, {}, {nd.ops.load, 0, 0, 0}) end
-  return LOAD[k]
+--- var_node(n, m2, ddof, skipnan, std): the variance (or standard
+-- deviation) from the count n and the sum of squared deviations m2 (nodes
+-- or numbers). NumPy divides by max(n - ddof, 0); nanvar gives NaN there.
+function M.var_node(n, m2, ddof, skipnan, std)
+  local d = M.node("sub", n, ddof)
+  local v = M.node("div", m2, M.node("max", d, 0.0))
+  if skipnan then v = M.node("where", M.node("gt", d, 0), v, 0 / 0) end
+  if std then v = M.node("sqrt", v) end
+  return v
+end
+
+-- The program that reads its one input as it is (for plain reductions).
+M.LOAD = nd.assemble(1, 1, 0, {}, {nd.ops.load, 0, 0, 0})
+
+--- check_positions(idx, what): raises "all-NaN slice" when an argmin or
+-- argmax found no value somewhere (a position of -1).
+function M.check_positions(idx, what)
+  if idx.size == 0 then return end
+  local _, mn = nd.eval_reduce(M.LOAD, "min", false, 0, idx)
+  if mn < 0 then error(("lask.array: %s: an all-NaN slice"):format(what), 0) end
 end
 
 local function nan_name(op, skipnan) return (skipnan and "nan" or "") .. op end
@@ -635,7 +647,7 @@ local function reduce(a, op, opts, skipnan)
       error(("lask.array: %s takes one axis"):format(op), 3)
     end
     if opts.axis == nil then
-      local _, _, cnt, pos = nd.eval_reduce(load_prog(dt), op, skipnan, 0, a)
+      local _, _, cnt, pos = nd.eval_reduce(M.LOAD, op, skipnan, 0, a)
       if pos < 0 or cnt == 0 then
         error(("lask.array: %s: all values are NaN"):format(
           nan_name(op, skipnan)), 3)
@@ -643,19 +655,13 @@ local function reduce(a, op, opts, skipnan)
       return pos + 1
     end
     local idx = nd.reduce(a, list, op, skipnan, "int64")
-    if skipnan and idx.size > 0 then
-      local _, mn = nd.eval_reduce(load_prog("int64"), "min", false, 0, idx)
-      if mn < 0 then
-        error(("lask.array: %s: an all-NaN slice"):format(
-          nan_name(op, skipnan)), 3)
-      end
-    end
+    if skipnan then M.check_positions(idx, nan_name(op, skipnan)) end
     r = run(M.node("add", M.leaf(idx), 1))
     return opts.keepdims and r or squeeze(r, set, ndim)
   end
   if full and (op == "sum" or op == "prod" or op == "min" or op == "max" or
                op == "any" or op == "all") then
-    local f, i, cnt = nd.eval_reduce(load_prog(dt), op, skipnan, 0, a)
+    local f, i, cnt = nd.eval_reduce(M.LOAD, op, skipnan, 0, a)
     if op == "any" or op == "all" or (dt == "bool" and
                                        (op == "min" or op == "max")) then
       return i ~= 0
@@ -682,13 +688,8 @@ local function reduce(a, op, opts, skipnan)
     else
       local ddof = opts.ddof or 0
       local sq = nd.reduce(a, list, "sqdev", skipnan, "float64", mean)
-      -- NumPy: var divides by max(n - ddof, 0); nanvar gives NaN there
-      local nn = is_nd(n) and M.leaf(n) or n
-      local d = M.node("sub", nn, ddof)
-      local v = M.node("div", M.leaf(sq), M.node("max", d, 0.0))
-      if skipnan then v = M.node("where", M.node("gt", d, 0), v, 0 / 0) end
-      if op == "std" then v = M.node("sqrt", v) end
-      r = run(v)
+      r = run(M.var_node(is_nd(n) and M.leaf(n) or n, M.leaf(sq), ddof,
+                         skipnan, op == "std"))
     end
     local out = red_dtype(op, dt)
     if out ~= "float64" then r = nd.copy(r, out) end
