@@ -600,8 +600,10 @@ static const char *const red_names[] = {"sum", "prod", "min", "max", "any",
                                         "all", "count", "sqdev", "argmin",
                                         "argmax", NULL};
 
-/* nd.eval_reduce(prog, op, skipnan, mean, inputs...) -> f, i, count, pos */
-static int nd_eval_reduce(lua_State *L) {
+/* nd.eval_reduce(prog, op, skipnan, mean, inputs...) -> f, i, count, pos
+** nd.eval_reduce_pair(prog, op, skipnan, mean, pair, inputs...): the same,
+** reducing also the run with input k read from input pair[k] (1-based). */
+static int eval_reduce(lua_State *L, int paired) {
   size_t plen;
   const char *prog = luaL_checklstring(L, 1, &plen);
   int op = luaL_checkoption(L, 2, NULL, red_names);
@@ -610,10 +612,24 @@ static int nd_eval_reduce(lua_State *L) {
   memset(&acc, 0, sizeof acc);
   acc.mean = luaL_optnumber(L, 4, 0);
   struct lask_nd in[MAX_EVAL_INPUTS];
-  int n = gather(L, 5, in);
+  int n = gather(L, 5 + paired, in);
+  int pair[MAX_EVAL_INPUTS];
+  if (paired) {
+    luaL_checktype(L, 5, LUA_TTABLE);
+    if ((int)lua_rawlen(L, 5) != n)
+      luaL_error(L, "lask: eval_reduce_pair: the pairing lists %d inputs, "
+                 "%d given", (int)lua_rawlen(L, 5), n);
+    for (int k = 0; k < n; k++) {
+      int64_t v;
+      if (!int_at(L, 5, k + 1, &v) || v < 1 || v > n)
+        luaL_error(L, "lask: eval_reduce_pair: pair[%d] must be an input "
+                   "number from 1 to %d", k + 1, n);
+      pair[k] = (int)v - 1;
+    }
+  }
   const char *why = NULL;
   int rc = lask__nd_eval_reduce((const uint8_t *)prog, plen, n, in, op,
-                                skipnan, &acc, &why);
+                                skipnan, paired ? pair : NULL, &acc, &why);
   if (rc) nd_fail(L, rc, "reduce", why);
   lua_pushnumber(L, acc.f);
 #if LASK_HAS_INTEGERS
@@ -625,6 +641,8 @@ static int nd_eval_reduce(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)acc.pos);
   return 4;
 }
+static int nd_eval_reduce(lua_State *L) { return eval_reduce(L, 0); }
+static int nd_eval_reduce_pair(lua_State *L) { return eval_reduce(L, 1); }
 
 /* nd.reduce(a, axes0, op, skipnan, out_dtype [, aux]) -> out [, values] */
 static int nd_reduce(lua_State *L) {
@@ -1217,6 +1235,7 @@ static const luaL_Reg nd_funcs[] = {
   {"reshape", nd_reshape},
   {"eval", nd_eval},
   {"eval_reduce", nd_eval_reduce},
+  {"eval_reduce_pair", nd_eval_reduce_pair},
   {"reduce", nd_reduce},
   {"matmul", nd_matmul},
   {"matmul_acc", nd_matmul_acc},

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* The pool keeps freed buffers of at least POOL_MIN bytes, by exact
 ** capacity, up to 'pool_limit' bytes in all; smaller ones go back to
@@ -18,6 +19,39 @@ static struct lask_buf *pool[POOL_SLOTS];
 static int pool_n;
 static size_t pool_bytes, pool_limit = (size_t)512 << 20;
 static size_t live_bytes; /* atomic */
+
+/* Buffers of at least HUGE_MIN bytes are mapped on their own, 2 MB
+** aligned, and the kernel is asked to back them with huge pages: a walk
+** across the rows of a transposed block then touches a few TLB entries
+** instead of one per row, and a fresh buffer faults in 2 MB at a time. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
+
+static size_t huge_len(size_t cap) {
+  return (cap + HUGE_ALIGN - 1) / HUGE_ALIGN * HUGE_ALIGN;
+}
+
+/* Fresh zeroed pages (NULL when out of memory). */
+static void *huge_map(size_t cap) {
+  size_t len = huge_len(cap);
+  char *p = mmap(NULL, len + HUGE_ALIGN, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  /* trim to an aligned 'len' */
+  size_t lead = (HUGE_ALIGN - (uintptr_t)p % HUGE_ALIGN) % HUGE_ALIGN;
+  if (lead) munmap(p, lead);
+  munmap(p + lead + len, HUGE_ALIGN - lead);
+  p += lead;
+#ifdef MADV_HUGEPAGE
+  madvise(p, len, MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
+  return p;
+}
+
+static void data_free(void *data, size_t cap) {
+  if (cap >= HUGE_MIN) munmap(data, huge_len(cap));
+  else free(data);
+}
 
 static size_t size_class(size_t n) {
   if (n < POOL_MIN) return n ? n : 1;
@@ -47,8 +81,9 @@ struct lask_buf *lask__buf_new(size_t nbytes, int zero) {
   if (!b) {
     b = malloc(sizeof *b);
     if (!b) return NULL;
-    /* calloc gets fresh pages already zeroed from the kernel. */
-    b->data = zero ? calloc(1, cap) : malloc(cap);
+    /* calloc and mmap get fresh pages already zeroed from the kernel. */
+    if (cap >= HUGE_MIN) b->data = huge_map(cap);
+    else b->data = zero ? calloc(1, cap) : malloc(cap);
     if (!b->data) {
       free(b);
       return NULL;
@@ -78,7 +113,7 @@ void lask__buf_release(struct lask_buf *b) {
     pthread_mutex_unlock(&pool_lock);
     if (!b) return;
   }
-  free(b->data);
+  data_free(b->data, b->cap);
   free(b);
 }
 
@@ -98,7 +133,7 @@ void lask__buf_pool_limit(size_t limit) {
   pool_bytes = 0;
   pthread_mutex_unlock(&pool_lock);
   for (int i = 0; i < n; i++) {
-    free(drop[i]->data);
+    data_free(drop[i]->data, drop[i]->cap);
     free(drop[i]);
   }
 }

@@ -39,7 +39,7 @@ struct lask_buf {
   long refs;     /* atomic */
   size_t nbytes; /* usable bytes at data */
   size_t cap;    /* bytes allocated (the pool's size class) */
-  void *data;    /* 64-byte aligned */
+  void *data;    /* malloc aligned; 2 MB aligned from 4 MB (nd.c) */
 };
 
 struct lask_nd {
@@ -142,7 +142,12 @@ LASK_INTERNAL int lask__nd_copy(const struct lask_nd *src,
 
 /* Full reductions fused with a program: the program's result is reduced
 ** over every element, never stored. 'op' is one of LASK_RED_* (not
-** SQDEV's aux array: the mean comes in acc->mean). */
+** SQDEV's aux array: the mean comes in acc->mean). With 'pair' (else
+** NULL), a permutation of the inputs that swaps some pairs of equal dtype
+** and shape, each run is reduced a second time with input k read from
+** input pair[k]: two blocks of a symmetric expression such as x + x^T,
+** (i, j) and the transpose of (j, i), reduced in one pass over their
+** data. Not for ARGMIN/ARGMAX. */
 struct lask_red_acc {
   double f;      /* the result when the program's result is in the F lane */
   int64_t i;     /* the result in the I lane */
@@ -153,7 +158,8 @@ struct lask_red_acc {
 LASK_INTERNAL int lask__nd_eval_reduce(const uint8_t *prog, size_t n,
                                        int ninputs,
                                        const struct lask_nd *inputs, int op,
-                                       int skipnan, struct lask_red_acc *acc,
+                                       int skipnan, const int *pair,
+                                       struct lask_red_acc *acc,
                                        const char **why);
 
 /* d[k] = f(a[k]) for unary float op 'op' through vector instructions

@@ -605,8 +605,21 @@ static void reduce_i(int op, const int64_t *x, int64_t n, int64_t pos0,
 
 /* ---- walking runs ---- */
 
-#define TILE_ROWS 8
+#ifndef TILE_ROWS
+#define TILE_ROWS 32
+#endif
+#ifndef TILE_COLS /* at most BLK: a run is at most BLK long */
 #define TILE_COLS 512
+#endif
+/* Row pitch of the scratch tiles: a line more than a row, so that the
+** lines written down one column do not all fall in one cache set. */
+#define TILE_PITCH (TILE_COLS + 8)
+#ifndef TILE_LOC
+#define TILE_LOC 3
+#endif
+#ifndef TILE_AHEAD
+#define TILE_AHEAD 1
+#endif
 
 typedef void (*run_fn)(void *ctx, char *const *p, const int64_t *st,
                        int64_t n);
@@ -649,7 +662,7 @@ static void walk_runs(struct nd_iter *it, int tile, const int *isz,
   for (int k = 0; k < nops; k++) {
     if (isz[k] && abs64(st[k]) > 64 && rst[k] == isz[k] &&
         (isz[k] == 8 || isz[k] == 4)) {
-      scratch[k] = malloc((size_t)TILE_ROWS * TILE_COLS * 8);
+      scratch[k] = malloc((size_t)TILE_ROWS * TILE_PITCH * 8);
       if (!scratch[k]) { /* fall back to strided reads for this one */
         continue;
       }
@@ -670,28 +683,30 @@ static void walk_runs(struct nd_iter *it, int tile, const int *isz,
         for (int k = 0; k < nops; k++) {
           if (!scratch[k]) continue;
           const char *b = it->p[k] + r0 * rst[k] + c0 * st[k];
-          int64_t ahead = 4 * TILE_ROWS * isz[k]; /* four tiles ahead */
+          int64_t ahead = TILE_AHEAD * TILE_ROWS * isz[k]; /* tiles ahead */
           if (isz[k] == 8) {
             uint64_t *d = (uint64_t *)scratch[k];
             for (int64_t c = 0; c < m; c++) {
               const char *src = b + c * st[k];
-              if (more) __builtin_prefetch(src + ahead);
+              if (more)
+                for (int o = 0; o < TILE_ROWS * 8; o += 64)
+                  __builtin_prefetch(src + ahead + o, 0, TILE_LOC);
               for (int64_t r = 0; r < nr; r++)
-                memcpy(&d[r * TILE_COLS + c], src + r * 8, 8);
+                memcpy(&d[r * TILE_PITCH + c], src + r * 8, 8);
             }
           } else {
             uint32_t *d = (uint32_t *)scratch[k];
             for (int64_t c = 0; c < m; c++) {
               const char *src = b + c * st[k];
-              if (more) __builtin_prefetch(src + ahead);
+              if (more) __builtin_prefetch(src + ahead, 0, TILE_LOC);
               for (int64_t r = 0; r < nr; r++)
-                memcpy(&d[r * TILE_COLS + c], src + r * 4, 4);
+                memcpy(&d[r * TILE_PITCH + c], src + r * 4, 4);
             }
           }
         }
         for (int64_t r = 0; r < nr; r++) {
           for (int k = 0; k < nops; k++)
-            p[k] = scratch[k] ? scratch[k] + r * TILE_COLS * isz[k]
+            p[k] = scratch[k] ? scratch[k] + r * TILE_PITCH * isz[k]
                               : it->p[k] + (r0 + r) * rst[k] + c0 * st[k];
           fn(ctx, p, tst, m);
         }
@@ -724,7 +739,8 @@ struct red_ctx {
   const struct lask_nd *inputs;
   void **rp;
   char *store;
-  int lane, op, skipnan;
+  int lane, op, skipnan, ninputs;
+  const int *pair;
   struct lask_red_acc *acc;
 };
 
@@ -733,6 +749,18 @@ static void red_run(void *vc, char *const *p, const int64_t *st, int64_t m) {
   const void *res =
       run_block(c->pr, c->inputs, p + 1, st + 1, m, NULL, c->rp, c->store);
   int64_t pos0 = (int64_t)(p[0] - lask__nd_origin) / 8;
+  if (c->lane == LASK_LANE_F) reduce_f(c->op, c->skipnan, res, m, pos0, c->acc);
+  else reduce_i(c->op, res, m, pos0, c->acc);
+  if (!c->pair) return;
+  /* The partner: the same program over the same run, inputs exchanged
+  ** (their elements are still in the first-level cache). */
+  char *q[MAX_INPUTS];
+  int64_t qst[MAX_INPUTS];
+  for (int k = 0; k < c->ninputs; k++) {
+    q[k] = p[1 + c->pair[k]];
+    qst[k] = st[1 + c->pair[k]];
+  }
+  res = run_block(c->pr, c->inputs, q, qst, m, NULL, c->rp, c->store);
   if (c->lane == LASK_LANE_F) reduce_f(c->op, c->skipnan, res, m, pos0, c->acc);
   else reduce_i(c->op, res, m, pos0, c->acc);
 }
@@ -779,12 +807,33 @@ int lask__nd_eval(const uint8_t *prog, size_t n, int ninputs,
   return rc;
 }
 
+/* A pair must exchange inputs of one dtype and shape, each with another
+** (or itself), and only for reductions that ignore positions. */
+static int pair_ok(int ninputs, const struct lask_nd *in, const int *pair,
+                   int op) {
+  if (op == LASK_RED_ARGMIN || op == LASK_RED_ARGMAX) return 0;
+  for (int k = 0; k < ninputs; k++) {
+    int j = pair[k];
+    if (j < 0 || j >= ninputs || pair[j] != k) return 0;
+    if (in[j].dtype != in[k].dtype || in[j].ndim != in[k].ndim) return 0;
+    for (int a = 0; a < in[k].ndim; a++)
+      if (in[j].shape[a] != in[k].shape[a]) return 0;
+  }
+  return 1;
+}
+
 int lask__nd_eval_reduce(const uint8_t *prog, size_t n, int ninputs,
                          const struct lask_nd *inputs, int op, int skipnan,
-                         struct lask_red_acc *acc, const char **why) {
+                         const int *pair, struct lask_red_acc *acc,
+                         const char **why) {
   struct prog pr;
   if (op < 0 || op >= LASK_RED_COUNT_OPS) {
     *why = "unknown reduction";
+    return LASK_EINVAL;
+  }
+  if (pair && !pair_ok(ninputs, inputs, pair, op)) {
+    *why = "the pairing must exchange inputs of equal dtype and shape "
+           "(and not for argmin/argmax)";
     return LASK_EINVAL;
   }
   int rc = prog_parse(prog, n, ninputs, inputs, &pr, why);
@@ -823,7 +872,8 @@ int lask__nd_eval_reduce(const uint8_t *prog, size_t n, int ninputs,
     *why = "out of memory";
   }
   if (r > 0) {
-    struct red_ctx c = {&pr, inputs, rp, store, lane, op, skipnan, acc};
+    struct red_ctx c = {&pr, inputs, rp, store, lane, op, skipnan, ninputs,
+                        pair, acc};
     /* No tiles for argmin/argmax: ties go to the first in C order. */
     int isz[LASK__ITER_MAXOPS] = {0};
     for (int k = 0; k < ninputs; k++)

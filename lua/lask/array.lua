@@ -951,7 +951,9 @@ function methods:transpose(perm)
     for i = 1, ndim do oi[p0[i] + 1] = idx[i] end
     blocks[k] = D.transpose(x.blocks[flat_index(x.chunks, oi)], p0)
   end)
-  return new_blocks(shape, chunks, x.dtype, blocks)
+  local t = new_blocks(shape, chunks, x.dtype, blocks)
+  if ndim == 2 and p0[1] == 1 then rawset(t, "transpose_of", x) end
+  return t
 end
 function methods:T() return self:transpose() end
 
@@ -1266,7 +1268,7 @@ la.rtasks = RT
 -- Partial of one block: a table of keepdims ndarrays.
 --   sum prod min max any all (and nan*): {v}
 --   mean: {s, n}; var/std: {n, mean, m2}; argmin/argmax: {val, idx}
-function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
+function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, pair, ...)
   local nd_ = require("lask.core").nd
   local N_ = require("lask.ndarray")
   local b
@@ -1282,7 +1284,14 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
   if prog and full and op ~= "argmin" and op ~= "argmax" then
     -- fused: run the program and reduce, storing nothing
     local nm = (op == "mean" or op == "var" or op == "std") and "sum" or op
-    local f, i, cnt = nd_.eval_reduce(prog, nm, skipnan, 0, unpack(inputs))
+    local function red(name, center)
+      if pair then
+        return nd_.eval_reduce_pair(prog, name, skipnan, center, pair,
+                                    unpack(inputs))
+      end
+      return nd_.eval_reduce(prog, name, skipnan, center, unpack(inputs))
+    end
+    local f, i, cnt = red(nm, 0)
     local isf = N_.is_float(dt)
     if nm == "any" or nm == "all" then return {num(i ~= 0, "bool")} end
     if op == "mean" then
@@ -1291,7 +1300,7 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, ...)
     if op == "var" or op == "std" then
       local s = isf and f or i
       local mean = cnt > 0 and s / cnt or 0
-      local m2 = nd_.eval_reduce(prog, "sqdev", skipnan, mean, unpack(inputs))
+      local m2 = red("sqdev", mean)
       return {num(cnt, "float64"), num(mean, "float64"), num(m2, "float64")}
     end
     if (nm == "min" or nm == "max") and cnt == 0 then
@@ -1459,6 +1468,30 @@ local function cache_order(chunks)
   return list
 end
 
+-- For a full reduction of a 2-d expression in which every input is an
+-- array and another input its transpose (x + x:T()), block (j, i) reads
+-- the data of block (i, j) with those inputs exchanged: one task reduces
+-- both in one pass (half the memory traffic). The exchange, input k with
+-- input pair[k], or nil when the expression has no such form.
+local function transpose_pairs(x, ins, op)
+  if x.ndim ~= 2 or op == "argmin" or op == "argmax" or
+     not same_chunks({x.chunks[1]}, {x.chunks[2]}) then
+    return nil
+  end
+  local pair = {}
+  for k, a in ipairs(ins) do
+    if a.ndim ~= 2 or not same_chunks(a.chunks, x.chunks) then return nil end
+    for j, b in ipairs(ins) do
+      if rawget(b, "transpose_of") == a or rawget(a, "transpose_of") == b then
+        pair[k] = j
+        break
+      end
+    end
+    if not pair[k] then return nil end
+  end
+  return pair
+end
+
 local function reduction(x, op, opts, skipnan)
   local where = (skipnan and "nan" or "") .. op
   opts = check_opts(opts, {axis = true, keepdims = true, split_every = true,
@@ -1503,11 +1536,14 @@ local function reduction(x, op, opts, skipnan)
     for i = 0, ndim - 1 do t[#t + 1] = i end
     return t
   end)() or list
+  local pair = prog and #list == ndim and transpose_pairs(x, ins, op)
   local partial = lask.delayed(RT.partial, {name = "array-" .. op .. "-partial"})
   local combine = lask.delayed(RT.combine, {name = "array-" .. op .. "-combine"})
   local finish = lask.delayed(RT.finish, {name = "array-" .. op .. "-finish"})
   for _, bk in ipairs(cache_order(chunks)) do
     local idx, k = bk[1], bk[2]
+    -- with a pairing, block (i, j), i < j, also reduces block (j, i)
+    if pair and idx[1] > idx[2] then goto next_block end
     local key = {}
     for i = 1, ndim do key[i] = set[i - 1] and 1 or idx[i] end
     local ks = table.concat(key, ",")
@@ -1532,7 +1568,9 @@ local function reduction(x, op, opts, skipnan)
       args = {x.blocks[k]}
     end
     g.parts[#g.parts + 1] = partial(op, skipnan, axes0, prog or false, dt,
-                                    x.shape, starts, unpack(args))
+      x.shape, starts, pair and idx[1] < idx[2] and pair or false,
+      unpack(args))
+    ::next_block::
   end
   local ddof = opts.ddof or 0
   -- output grid: kept axes' chunks, 1 on reduced ones

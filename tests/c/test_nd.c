@@ -86,7 +86,7 @@ TEST(nd_eval_broadcasts_and_reads_views) {
   struct lask_red_acc acc;
   memset(&acc, 0, sizeof acc);
   ASSERT_EQ(lask__nd_eval_reduce(ADD_PROG, sizeof ADD_PROG, 2, in2,
-                                 LASK_RED_SUM, 0, &acc, &why), 0);
+                                 LASK_RED_SUM, 0, NULL, &acc, &why), 0);
   ASSERT_EQ(acc.f, 2.0 * 255 * 256 / 2);
   ASSERT_EQ(acc.count, 256);
   lask__nd_clear(&a);
@@ -94,6 +94,69 @@ TEST(nd_eval_broadcasts_and_reads_views) {
   lask__nd_clear(&out);
   lask__nd_clear(&m);
   lask__nd_clear(&o2);
+}
+
+/* Pairs: blocks (0,1) and (1,0) of a 40x40 matrix M, a - b reduced over
+** block (0,1) of M - M^T and, paired, over the transpose of block (1,0). */
+TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
+  static const uint8_t SUB_PROG[] = {3, 2, 0, 2, LASK_OP_LOAD, 0, 0, 0,
+                                     LASK_OP_LOAD, 1, 1, 0,
+                                     LASK_OP_SUB, 2, 0, 1};
+  struct lask_nd m;
+  int64_t sm[] = {40, 40};
+  ASSERT_EQ(lask__nd_alloc(&m, LASK_DT_F64, 2, sm, 0), 0);
+  double *v = (double *)lask__nd_data(&m);
+  for (int k = 0; k < 1600; k++) v[k] = (double)((k * 37 + 11) % 101);
+  struct lask_nd a = m, bt = m; /* a = M[0:20, 20:40], bt = M[20:40, 0:20]^T */
+  a.shape[0] = a.shape[1] = bt.shape[0] = bt.shape[1] = 20;
+  a.offset = 20 * 8;
+  bt.offset = 20 * 40 * 8;
+  bt.strides[0] = 8;
+  bt.strides[1] = 40 * 8;
+  double want_max = -1e300;
+  for (int r = 0; r < 20; r++)
+    for (int c = 0; c < 20; c++) {
+      double x = v[r * 40 + 20 + c], y = v[(20 + c) * 40 + r];
+      want_max = fmax(want_max, fmax(x - y, y - x));
+    }
+  struct lask_nd in[2] = {a, bt};
+  const int pair[2] = {1, 0};
+  const char *why = NULL;
+  struct lask_red_acc acc;
+  memset(&acc, 0, sizeof acc);
+  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
+                                 LASK_RED_MAX, 0, pair, &acc, &why), 0);
+  ASSERT_EQ(acc.f, want_max);
+  ASSERT_EQ(acc.count, 800);
+  /* a + 2 b: not symmetric, so a swapped run differs from the first */
+  static const uint8_t AXPY_PROG[] = {5, 2, 1, 4, LASK_LANE_F, 0, 0, 0, 0, 0,
+                                      0, 0, 0x40, LASK_OP_LOAD, 0, 0, 0,
+                                      LASK_OP_LOAD, 1, 1, 0, LASK_OP_CONST, 2,
+                                      0, 0, LASK_OP_MUL, 3, 1, 2,
+                                      LASK_OP_ADD, 4, 0, 3};
+  memset(&acc, 0, sizeof acc);
+  ASSERT_EQ(lask__nd_eval_reduce(AXPY_PROG, sizeof AXPY_PROG, 2, in,
+                                 LASK_RED_SUM, 0, pair, &acc, &why), 0);
+  double want = 0;
+  for (int r = 0; r < 20; r++)
+    for (int c = 0; c < 20; c++) {
+      double x = v[r * 40 + 20 + c], y = v[(20 + c) * 40 + r];
+      want += (x + 2 * y) + (y + 2 * x);
+    }
+  ASSERT_EQ(acc.f, want);
+  /* refused: argmax, a pairing that is not a swap, unequal shapes */
+  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
+                                 LASK_RED_ARGMAX, 0, pair, &acc, &why),
+            LASK_EINVAL);
+  const int bad[2] = {1, 1};
+  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
+                                 LASK_RED_SUM, 0, bad, &acc, &why),
+            LASK_EINVAL);
+  in[1].shape[1] = 19;
+  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
+                                 LASK_RED_SUM, 0, pair, &acc, &why),
+            LASK_EINVAL);
+  lask__nd_clear(&m);
 }
 
 TEST(nd_programs_are_checked_before_running) {

@@ -2600,6 +2600,71 @@ describe("lask arrays", function()
         assert.are.equal(math.sin(0.5), la.sin(0.5))
       end)
 
+      it("reduces blocks (i, j) and (j, i) of x and x:T() in one task, " ..
+         "with the eager result", function()
+        local diag = require "lask.diagnostics"
+        -- partial tasks of one computation (the profiler names them)
+        local function partials(arr)
+          local p = diag.Profiler()
+          p:register()
+          local ok, v = pcall(function() return arr:compute() end)
+          p:unregister()
+          assert(ok, v)
+          local n = 0
+          for _, r in ipairs(p.results) do
+            if tostring(r.key):match("partial") then n = n + 1 end
+          end
+          return n, v
+        end
+        local a = rand(141, {9, 9}, "float64", {nan = 0.1})
+        local b = rand(142, {9, 9}, "float64", {lo = 0.5, hi = 1.5})
+        local sym = {{4, 2, 3}, {4, 2, 3}} -- uneven, the same on both axes
+        local x, y = lz(a, sym), lz(b, sym)
+        local at, bt = a:T(), b:T()
+        local cases = {
+          {x + x:T(), a + at}, {x:T() - x * 2, at - a * 2},
+          {y * y:T() + y, b * bt + b}, {la.sin(y:T()) / y, N.sin(bt) / b},
+        }
+        local ops = {"sum", "prod", "mean", "var", "std", "min", "max", "any",
+                     "all", "nansum", "nanmean", "nanvar", "nanmin", "nanmax"}
+        for ci, c in ipairs(cases) do
+          for _, op in ipairs(ops) do
+            local n, got = partials(c[1][op](c[1]))
+            -- 3 diagonal blocks and 3 pairs instead of 9 blocks
+            assert.are.equal(6, n, op .. " of case " .. ci)
+            assert_close(got, c[2][op](c[2]), {rtol = 1e-12})
+          end
+          -- argmin/argmax need each block's positions: no pairs
+          local n, got = partials(c[1]:nanargmax())
+          assert.are.equal(9, n)
+          assert.are.equal(c[2]:nanargmax(), got)
+        end
+        -- no pairs: another array's transpose, or chunks that differ by axis
+        local n, got = partials((x + y:T()):sum())
+        assert.are.equal(9, n)
+        assert_close(got, (a + bt):sum(), {rtol = 1e-12})
+        local z = lz(b, {{4, 5}, {3, 6}})
+        n, got = partials((z + z:T()):nansum())
+        assert.are.equal(4, n)
+        assert_close(got, (b + bt):nansum(), {rtol = 1e-12})
+        -- reductions along an axis keep their blocks
+        assert_close((x + x:T()):nansum{axis = 1}:compute(),
+                     (a + at):nansum{axis = 1})
+        -- int64 and bool, on the sync scheduler too
+        local i = rand(143, {9, 9}, "int64")
+        local xi = lz(i, sym)
+        for _, sched in ipairs{"threads", "sync"} do
+          assert.are.equal((i - i:T() * 3):sum(),
+                           (xi - xi:T() * 3):sum():compute{scheduler = sched})
+          assert.are.equal(i:T():gt(i):any(),
+                           xi:T():gt(xi):any():compute{scheduler = sched})
+          assert.are.equal(i:T():ge(i - 20):all(),
+                           xi:T():ge(xi - 20):all():compute{scheduler = sched})
+          assert.are.equal((i - i:T()):min(),
+                           (xi - xi:T()):min():compute{scheduler = sched})
+        end
+      end)
+
       it("reduces with split_every 2, 3 and 8 to the same values", function()
         local a = rand(111, {50}, "float64")
         local x = lz(a, {3})
