@@ -74,6 +74,8 @@ local SINKS = {
   list = "m = m + 1; out[m] = x\n",
   sum = "acc = acc + x\n",
   count = "acc = acc + 1\n",
+  -- nil and NaN cannot be keys: not counted (as core.count_values)
+  frequencies = "if x == x and x ~= nil then acc[x] = (acc[x] or 0) + 1 end\n",
 }
 
 -- The source of the loop body for steps[i..]: 'x' holds the element.
@@ -107,8 +109,8 @@ end
 -- Compiles (once per shape) the function(src, steps) of a pipeline.
 -- 'source' is "list" (src is the partition) or "range" (src is
 -- {first, last, step}: the numbers are generated, never stored); 'sink'
--- is "list" (returns the new list) or "sum" / "count" (returns the total,
--- with no list at all).
+-- is "list" (returns the new list), "sum" / "count" (returns the total,
+-- with no list at all) or "frequencies" (returns {value = count}).
 local function compile_steps(steps, source, sink)
   local sig = {source, sink}
   for i, s in ipairs(steps) do
@@ -128,6 +130,7 @@ local function compile_steps(steps, source, sink)
     "for x = src[1], src[2], src[3] do\n" or
     "for i0 = 1, #src do local x = src[i0]\n"
   local init = sink == "list" and "local out, m = {}, 0\n" or
+               sink == "frequencies" and "local acc = {}\n" or
                "local acc = 0\n"
   local result = sink == "list" and "return out\n" or "return acc\n"
   fn = assert(load(table.concat(head) .. init .. loop ..
@@ -139,7 +142,7 @@ end
 
 --- Runs element-wise 'steps' over a source ("list": src is a list;
 -- "range": src is {first, last, step}) into a sink ("list", "sum",
--- "count"). Runs inside tasks (a module function: travels by reference).
+-- "count", "frequencies"). Runs inside tasks (a module function: travels by reference).
 function bag.run_fused(src, steps, source, sink)
   return compile_steps(steps, source, sink)(src, steps)
 end
@@ -179,8 +182,9 @@ local function element_steps(steps)
 end
 
 --- The partitions with the pending steps applied (Delayed lists). With
--- 'sink' ("sum" or "count", for those reductions) each partition's total
--- is made instead, in the same pass, and a second result true says so.
+-- 'sink' ("sum", "count" or "frequencies", for those reductions) each
+-- partition's total is made instead, in the same pass, and a second result
+-- true says so.
 function methods:to_delayed(sink)
   local out, src = {}, self.source
   local fusable = element_steps(self.steps)

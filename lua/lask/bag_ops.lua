@@ -266,7 +266,13 @@ function methods:frequencies(sort)
       return count_split(p, sep)
     end, merge)
   else
-    item = self:reduction(core.count_values, merge)
+    -- element-wise steps count as they go, with no list in between
+    local parts, fused = self:to_delayed("frequencies")
+    if fused then
+      item = new_item(bag.reduce_tree(parts, merge))
+    else
+      item = self:reduction(core.count_values, merge)
+    end
   end
   item = item:apply(function(t)
     local pairs_list = {}

@@ -218,6 +218,48 @@ for _, sched in ipairs({"sync", "threads"}) do
       end
     end)
 
+    it("counts frequencies in the fused pass as a sequential count does",
+       function()
+      math.randomseed(7)
+      local words = {"a", "b", "\xff\0", "日本", 1, 2.5, true}
+      for _ = 1, 10 do
+        local lines = {}
+        for i = 1, math.random(0, 60) do
+          local l = {}
+          for j = 1, math.random(0, 5) do l[j] = words[math.random(#words)] end
+          lines[i] = l
+        end
+        -- map gives a list per line, some with NaN and nil: not counted
+        local want = {}
+        local function expand(l)
+          local out = {}
+          for j, w in ipairs(l) do out[j] = w end
+          if #l == 3 then out[#out + 1] = 0 / 0 end
+          return out
+        end
+        for _, l in ipairs(lines) do
+          for _, w in ipairs(expand(l)) do
+            if w == w then want[w] = (want[w] or 0) + 1 end
+          end
+        end
+        local b = bag.from_sequence(lines, {npartitions = math.random(1, 7)})
+        local got = {}
+        for _, kv in ipairs(b:map(expand):flatten():frequencies():compute()) do
+          assert.is_nil(got[kv[1]], "each value once")
+          got[kv[1]] = kv[2]
+        end
+        assert.are.same(want, got)
+        -- a map to nil is skipped too
+        local nils = b:map(expand):flatten():map(function(w)
+          if w ~= "a" then return w end
+        end):frequencies()
+        local t1, w2 = {}, {}
+        for _, kv in ipairs(nils:compute()) do t1[kv[1]] = kv[2] end
+        for k, n in pairs(want) do if k ~= "a" then w2[k] = n end end
+        assert.are.same(w2, t1)
+      end
+    end)
+
     it("rejects bad arguments, naming the method", function()
       local b = bag.range(3)
       assert.matches("bag.map: argument 1 must be callable", errmsg(b.map, b, 5))
