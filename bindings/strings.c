@@ -11,10 +11,20 @@
 #include <ctype.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "strings.h"
 #include "textio.h"
 #include "value.h"
+
+/* Is c whitespace: the six ASCII ones, as isspace() in the C locale and
+** Lua's %s there (whatever locale the program sets). A table, not a call
+** per byte. */
+static const unsigned char is_ws[256] = {
+  ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
+};
 
 /* Returns the string at index 'i' of the list at 1, or raises. */
 static const char *element(lua_State *L, lua_Integer i, size_t *n) {
@@ -47,9 +57,9 @@ static void pieces_init(struct pieces *it, const char *s, size_t len,
 /* Sets *w, *wl to the next piece and returns 1, or returns 0 at the end. */
 static int next_piece(struct pieces *it, const char **w, size_t *wl) {
   if (it->sep == NULL) {
-    while (it->s < it->end && isspace((unsigned char)*it->s)) it->s++;
+    while (it->s < it->end && is_ws[(unsigned char)*it->s]) it->s++;
     const char *start = it->s;
-    while (it->s < it->end && !isspace((unsigned char)*it->s)) it->s++;
+    while (it->s < it->end && !is_ws[(unsigned char)*it->s]) it->s++;
     *w = start;
     *wl = (size_t)(it->s - start);
     return *wl > 0;
@@ -175,8 +185,8 @@ static int l_str_strip(lua_State *L) {
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     const char *s = element(L, i, &len), *e = s + len;
-    while (s < e && isspace((unsigned char)*s)) s++;
-    while (e > s && isspace((unsigned char)e[-1])) e--;
+    while (s < e && is_ws[(unsigned char)*s]) s++;
+    while (e > s && is_ws[(unsigned char)e[-1]]) e--;
     lua_pushlstring(L, s, (size_t)(e - s));
     lua_rawseti(L, -3, i);
     lua_pop(L, 1);
@@ -258,118 +268,241 @@ static int l_count_values(lua_State *L) {
   return 1;
 }
 
-/* Open-addressing table of byte strings (pointing into the partition's
-** lines, which stay anchored as the call's argument) and their counts. */
+/* A table of words and their counts: the words in a dense array, in the
+** order first seen (the frequent ones, seen early, share cache lines),
+** found through an open-addressing index of 8-byte entries (32 bits of
+** hash, and the word's place + 1; 0 is empty) small enough to stay in
+** the second-level cache. A word's first 16 bytes are kept in its slot,
+** zero-padded, so most comparisons do not read the text again; 's' points
+** into the partition's lines or the file block, anchored while the table
+** lives. */
 struct wslot {
-  const char *s; /* NULL: empty */
-  size_t len;
+  uint64_t w0, w1;  /* the first 16 bytes, zero-padded */
   uint64_t hash;
+  const char *s;
+  size_t len;
   lua_Integer count;
 };
 
-/* Are the 'n' bytes at a and b equal? Short words are compared inline: a
-** memcmp call costs more than the comparison. */
-static inline int same_bytes(const char *a, const char *b, size_t n) {
-  if (n > 16) return memcmp(a, b, n) == 0;
-  for (size_t i = 0; i < n; i++) {
-    if (a[i] != b[i]) return 0;
-  }
-  return 1;
-}
-
-/* Returns the slot for the word s[0..len) in 'tab' (mask + 1 slots). */
-static struct wslot *wfind(struct wslot *tab, size_t mask, const char *s,
-                           size_t len, uint64_t h) {
-  size_t i = (size_t)(h ^ (h >> 29)) & mask;
-  for (;;) {
-    struct wslot *w = &tab[i];
-    if (w->s == NULL ||
-        (w->hash == h && w->len == len && same_bytes(w->s, s, len))) {
-      return w;
-    }
-    i = (i + 1) & mask;
-  }
-}
-
-/* Grows the table held in the userdata at stack index 'box' to twice its
-** size (a new userdata replaces it; the old one is garbage). */
-static struct wslot *wgrow(lua_State *L, int box, struct wslot *tab,
-                           size_t *mask) {
-  size_t n = (*mask + 1) * 2;
-  struct wslot *big = lua_newuserdatauv(L, n * sizeof *big, 0);
-  memset(big, 0, n * sizeof *big);
-  for (size_t i = 0; i <= *mask; i++) {
-    if (tab[i].s != NULL) {
-      *wfind(big, n - 1, tab[i].s, tab[i].len, tab[i].hash) = tab[i];
-    }
-  }
-  lua_replace(L, box);
-  *mask = n - 1;
-  return big;
-}
-
-/* A word table being filled: its userdata sits at stack index 'box'. */
-struct wtable {
-  struct wslot *tab;
-  size_t mask, used;
-  int box;
+/* A word as the table sees it: bytes, length, head and hash. */
+struct wkey {
+  const char *s;
+  size_t len;
+  uint64_t w0, w1, hash;
 };
+
+static uint64_t load_le(const char *p, size_t n) { /* n <= 8 bytes */
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) v |= (uint64_t)(unsigned char)p[i] << (8 * i);
+  return v;
+}
+
+/* lomask[n]: the low n bytes of a word (n <= 8). */
+static const uint64_t lomask[9] = {
+  0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffff, 0xffffffffffff,
+  0xffffffffffffff, UINT64_MAX};
+
+/* Fills k for the word s[0..len); 'end' bounds the readable bytes after
+** it (two 8-byte loads, masked, when the word has 16 readable bytes). */
+static void wkey_make(struct wkey *k, const char *s, size_t len,
+                      const char *end) {
+  k->s = s;
+  k->len = len;
+  size_t n0 = len < 8 ? len : 8;
+  size_t n1 = len < 8 ? 0 : len < 16 ? len - 8 : 8;
+  if ((size_t)(end - s) >= 16) {
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + 8, 8);
+    k->w0 = a & lomask[n0];
+    k->w1 = b & lomask[n1];
+  } else {
+    k->w0 = load_le(s, n0);
+    k->w1 = load_le(s + 8, n1);
+  }
+  uint64_t h;
+  if (len <= 16) {
+    h = k->w0 * UINT64_C(0x9e3779b97f4a7c15) ^
+        (k->w1 + len) * UINT64_C(0xc2b2ae3d27d4eb4f);
+    h ^= h >> 29;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 32;
+  } else {
+    h = lask_hash64(s, len, 0);
+  }
+  k->hash = h;
+}
+
+/* A word table being filled: its two arrays are userdata at stack
+** indexes 'ibox' (the index) and 'sbox' (the slots). */
+struct wtable {
+  uint64_t *idx;
+  size_t mask; /* index entries - 1 */
+  struct wslot *slots;
+  size_t used, cap;
+  int ibox, sbox;
+};
+
+static void *new_zeroed(lua_State *L, size_t n) {
+  void *p = lua_newuserdatauv(L, n, 0);
+  memset(p, 0, n);
+  return p;
+}
 
 static void wtable_init(lua_State *L, struct wtable *t) {
   t->mask = 1023;
+  t->idx = new_zeroed(L, (t->mask + 1) * sizeof *t->idx);
+  t->ibox = lua_gettop(L);
   t->used = 0;
-  t->tab = lua_newuserdatauv(L, (t->mask + 1) * sizeof *t->tab, 0);
-  memset(t->tab, 0, (t->mask + 1) * sizeof *t->tab);
-  t->box = lua_gettop(L);
+  t->cap = 256;
+  t->slots = new_zeroed(L, t->cap * sizeof *t->slots);
+  t->sbox = lua_gettop(L);
+}
+
+static void windex_put(uint64_t *idx, size_t mask, uint64_t hash,
+                       size_t place) {
+  size_t i = (size_t)hash & mask;
+  while (idx[i] != 0) i = (i + 1) & mask;
+  idx[i] = (hash >> 32 << 32) | (uint64_t)(place + 1);
+}
+
+/* Doubles the index (a new userdata replaces the old: garbage). */
+static void windex_grow(lua_State *L, struct wtable *t) {
+  size_t n = (t->mask + 1) * 2;
+  uint64_t *big = new_zeroed(L, n * sizeof *big);
+  for (size_t p = 0; p < t->used; p++)
+    windex_put(big, n - 1, t->slots[p].hash, p);
+  lua_replace(L, t->ibox);
+  t->idx = big;
+  t->mask = n - 1;
+}
+
+static void wtable_add(lua_State *L, struct wtable *t, const struct wkey *k) {
+  uint64_t tag = k->hash >> 32;
+  size_t i = (size_t)k->hash & t->mask;
+  for (;;) {
+    uint64_t e = t->idx[i];
+    if (e == 0) break;
+    if (e >> 32 == tag) {
+      struct wslot *w = &t->slots[(uint32_t)e - 1];
+      if (w->len == k->len && w->w0 == k->w0 && w->w1 == k->w1 &&
+          (k->len <= 16 || memcmp(w->s + 16, k->s + 16, k->len - 16) == 0)) {
+        w->count++;
+        return;
+      }
+    }
+    i = (i + 1) & t->mask;
+  }
+  /* a new word */
+  if (t->used == UINT32_MAX - 1) lask__fail(L, "lask: too many distinct words");
+  if (t->used == t->cap) {
+    struct wslot *big = lua_newuserdatauv(L, 2 * t->cap * sizeof *big, 0);
+    memcpy(big, t->slots, t->cap * sizeof *big);
+    lua_replace(L, t->sbox);
+    t->slots = big;
+    t->cap *= 2;
+  }
+  struct wslot *w = &t->slots[t->used];
+  w->w0 = k->w0;
+  w->w1 = k->w1;
+  w->hash = k->hash;
+  w->s = k->s;
+  w->len = k->len;
+  w->count = 1;
+  if (2 * (t->used + 1) > t->mask + 1) {
+    t->used++;
+    windex_grow(L, t); /* places the new word too */
+    return;
+  }
+  t->idx[i] = (tag << 32) | (uint64_t)(t->used + 1);
+  t->used++;
+}
+
+#ifdef __SSE2__
+/* Bit b set when p[b] is whitespace, for the 64 bytes at p. */
+static uint64_t ws_mask64(const char *p) {
+  uint64_t m = 0;
+  for (int q = 0; q < 4; q++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * q));
+    __m128i sp = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
+    __m128i t = _mm_sub_epi8(v, _mm_set1_epi8(9)); /* \t..\r: 0..4 */
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8(4)), t);
+    uint64_t bits = (unsigned)_mm_movemask_epi8(_mm_or_si128(sp, ctl));
+    m |= bits << (16 * q);
+  }
+  return m;
+}
+#endif
+
+/* Counts the whitespace-separated words of s[0..len): 64 bytes at a
+** time, word edges found from a bit mask of the whitespace (no branch
+** per byte), then byte by byte for the tail. */
+static void count_ws_words(lua_State *L, struct wtable *t, const char *s,
+                           size_t len) {
+  const char *end = s + len, *w = NULL; /* w: the word under way, if any */
+  size_t i = 0;
+  struct wkey k;
+#ifdef __SSE2__
+  for (; i + 64 <= len; i += 64) {
+    uint64_t ws = ws_mask64(s + i), m;
+    int pos = 0; /* always < 64 */
+    for (;;) {
+      if (w != NULL) { /* its end: the next whitespace */
+        m = ws & (UINT64_MAX << pos);
+        if (m == 0) break; /* it runs on into the next 64 bytes */
+        pos = __builtin_ctzll(m);
+        wkey_make(&k, w, (size_t)(s + i + pos - w), end);
+        wtable_add(L, t, &k);
+        w = NULL;
+      }
+      m = ~ws & (UINT64_MAX << pos); /* the next word's start */
+      if (m == 0) break;
+      pos = __builtin_ctzll(m);
+      w = s + i + pos;
+    }
+  }
+#endif
+  for (; i < len; i++) {
+    int sp = is_ws[(unsigned char)s[i]];
+    if (w != NULL && sp) {
+      wkey_make(&k, w, (size_t)(s + i - w), end);
+      wtable_add(L, t, &k);
+      w = NULL;
+    } else if (w == NULL && !sp) {
+      w = s + i;
+    }
+  }
+  if (w != NULL) {
+    wkey_make(&k, w, (size_t)(end - w), end);
+    wtable_add(L, t, &k);
+  }
 }
 
 /* Counts the words of s[0..len) (split on whitespace runs, or on 'sep'),
 ** keeping pointers into s: the bytes must outlive the table. */
 static void count_words(lua_State *L, struct wtable *t, const char *s,
                         size_t len, const char *sep, size_t seplen) {
+  if (sep == NULL) {
+    count_ws_words(L, t, s, len);
+    return;
+  }
   struct pieces it;
   const char *w;
   size_t wl;
+  struct wkey k;
   pieces_init(&it, s, len, sep, seplen);
-  for (;;) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    if (sep == NULL) {
-      /* next_piece's whitespace scan, with FNV-1a fused into it: this is
-      ** the word count's hot loop (one pass over each word's bytes). */
-      while (it.s < it.end && isspace((unsigned char)*it.s)) it.s++;
-      w = it.s;
-      while (it.s < it.end && !isspace((unsigned char)*it.s)) {
-        h = (h ^ (unsigned char)*it.s) * 0x100000001b3ull;
-        it.s++;
-      }
-      wl = (size_t)(it.s - w);
-      if (wl == 0) break;
-    } else {
-      if (!next_piece(&it, &w, &wl)) break;
-      h = lask_hash64(w, wl, 0);
-    }
-    struct wslot *slot = wfind(t->tab, t->mask, w, wl, h);
-    if (slot->s == NULL) {
-      if (2 * (t->used + 1) > t->mask + 1) {
-        t->tab = wgrow(L, t->box, t->tab, &t->mask);
-        slot = wfind(t->tab, t->mask, w, wl, h);
-      }
-      slot->s = w;
-      slot->len = wl;
-      slot->hash = h;
-      t->used++;
-    }
-    slot->count++;
+  while (next_piece(&it, &w, &wl)) {
+    wkey_make(&k, w, wl, s + len);
+    wtable_add(L, t, &k);
   }
 }
 
 /* Pushes {word = count} for the table 't'. */
 static void push_counts(lua_State *L, const struct wtable *t) {
-  lua_createtable(L, 0, (int)t->used);
-  for (size_t i = 0; i <= t->mask; i++) {
-    if (t->tab[i].s == NULL) continue;
-    lua_pushlstring(L, t->tab[i].s, t->tab[i].len);
-    lua_pushinteger(L, t->tab[i].count);
+  lua_createtable(L, 0, t->used > INT32_MAX ? INT32_MAX : (int)t->used);
+  for (size_t p = 0; p < t->used; p++) {
+    lua_pushlstring(L, t->slots[p].s, t->slots[p].len);
+    lua_pushinteger(L, t->slots[p].count);
     lua_rawset(L, -3);
   }
 }

@@ -143,11 +143,11 @@ LASK_INTERNAL int lask__nd_copy(const struct lask_nd *src,
 /* Full reductions fused with a program: the program's result is reduced
 ** over every element, never stored. 'op' is one of LASK_RED_* (not
 ** SQDEV's aux array: the mean comes in acc->mean). With 'pair' (else
-** NULL), a permutation of the inputs that swaps some pairs of equal dtype
-** and shape, each run is reduced a second time with input k read from
-** input pair[k]: two blocks of a symmetric expression such as x + x^T,
-** (i, j) and the transpose of (j, i), reduced in one pass over their
-** data. Not for ARGMIN/ARGMAX. */
+** NULL), input k's partner pair[k] (an input of the same dtype and
+** shape), each run is reduced a second time with input k read from input
+** pair[k]: two blocks of an expression such as x + x^T, (i, j) and the
+** transpose of (j, i), reduced in one pass over their data. Not for
+** ARGMIN/ARGMAX. */
 struct lask_red_acc {
   double f;      /* the result when the program's result is in the F lane */
   int64_t i;     /* the result in the I lane */

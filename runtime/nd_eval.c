@@ -807,14 +807,15 @@ int lask__nd_eval(const uint8_t *prog, size_t n, int ninputs,
   return rc;
 }
 
-/* A pair must exchange inputs of one dtype and shape, each with another
-** (or itself), and only for reductions that ignore positions. */
+/* Input k's partner must be an input of its dtype and shape (two inputs
+** may share one: x, x^T and x^T again), and only for reductions that
+** ignore positions. */
 static int pair_ok(int ninputs, const struct lask_nd *in, const int *pair,
                    int op) {
   if (op == LASK_RED_ARGMIN || op == LASK_RED_ARGMAX) return 0;
   for (int k = 0; k < ninputs; k++) {
     int j = pair[k];
-    if (j < 0 || j >= ninputs || pair[j] != k) return 0;
+    if (j < 0 || j >= ninputs) return 0;
     if (in[j].dtype != in[k].dtype || in[j].ndim != in[k].ndim) return 0;
     for (int a = 0; a < in[k].ndim; a++)
       if (in[j].shape[a] != in[k].shape[a]) return 0;
@@ -832,7 +833,7 @@ int lask__nd_eval_reduce(const uint8_t *prog, size_t n, int ninputs,
     return LASK_EINVAL;
   }
   if (pair && !pair_ok(ninputs, inputs, pair, op)) {
-    *why = "the pairing must exchange inputs of equal dtype and shape "
+    *why = "a partner must be an input of the same dtype and shape "
            "(and not for argmin/argmax)";
     return LASK_EINVAL;
   }

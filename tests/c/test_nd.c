@@ -144,11 +144,11 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
       want += (x + 2 * y) + (y + 2 * x);
     }
   ASSERT_EQ(acc.f, want);
-  /* refused: argmax, a pairing that is not a swap, unequal shapes */
+  /* refused: argmax, a partner out of range, unequal shapes */
   ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
                                  LASK_RED_ARGMAX, 0, pair, &acc, &why),
             LASK_EINVAL);
-  const int bad[2] = {1, 1};
+  const int bad[2] = {1, 2};
   ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
                                  LASK_RED_SUM, 0, bad, &acc, &why),
             LASK_EINVAL);

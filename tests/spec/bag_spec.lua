@@ -511,21 +511,31 @@ describe("bag text files", function()
 
   it("counts words from file blocks exactly as the generic path", function()
     math.randomseed(11)
+    local vocab = {"a", "bb", "a", "ccc", "é", "x\0y", ("long"):rep(5),
+                   ("z"):rep(70), "\xff\xfe", "a\vb", "q\f", "sixteen-bytes-16",
+                   "seventeen-bytes-1"}
+    local seps = {" ", "\t ", "  \r", "\f", " \v "}
     for _ = 1, 15 do
       local lines = {}
       for i = 1, math.random(0, 60) do
         local ws = {}
         for k = 1, math.random(0, 8) do
-          ws[k] = ({"a", "bb", "a", "ccc", "é", "x\0y"})[math.random(1, 6)]
+          ws[k] = vocab[math.random(1, #vocab)]
         end
-        lines[i] = table.concat(ws, math.random() < 0.5 and " " or "\t ") ..
+        lines[i] = table.concat(ws, seps[math.random(1, #seps)]) ..
                    (math.random() < 0.3 and "\r\n" or "\n")
       end
-      local path = write("r.txt", table.concat(lines) ..
-                         (math.random() < 0.5 and "last words" or ""))
+      local text = table.concat(lines) ..
+                   (math.random() < 0.5 and "last words" or "")
+      local path = write("r.txt", text)
       local bs = math.random(1, 64)
       local fast = bag.read_text(path, {blocksize = bs})
                       .str:split():flatten():frequencies(true):compute()
+      -- against Lua's own patterns: the six ASCII whitespace bytes
+      local want, got = {}, {}
+      for w in text:gmatch("[^ \t\n\v\f\r]+") do want[w] = (want[w] or 0) + 1 end
+      for _, kv in ipairs(fast) do got[kv[1]] = kv[2] end
+      assert.are.same(want, got)
       local slow = bag.from_sequence(bag.read_text(path):compute())
                       :map(function(l) return l end)
                       .str:split():flatten():frequencies(true):compute()
