@@ -2624,6 +2624,8 @@ describe("lask arrays", function()
         local cases = {
           {x + x:T(), a + at}, {x:T() - x * 2, at - a * 2},
           {y * y:T() + y, b * bt + b}, {la.sin(y:T()) / y, N.sin(bt) / b},
+          -- two transposes made apart: both pair with x
+          {x:T() + x - x:T() * 3, at + a - at * 3},
         }
         local ops = {"sum", "prod", "mean", "var", "std", "min", "max", "any",
                      "all", "nansum", "nanmean", "nanvar", "nanmin", "nanmax"}
