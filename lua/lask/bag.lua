@@ -68,7 +68,27 @@ end
 -- of pipeline (the kinds of its steps and their argument counts), loaded
 -- once per Lua state: per element it costs the user's own calls and no
 -- step dispatch. The user's functions and arguments are bound per call.
-local compiled = {}
+-- Cached by shape, and by the user's functions: LuaJIT specializes a
+-- loop's trace on the functions it calls, so a loop shared by the
+-- pipelines of many computations (new closures each time) would pile up
+-- side traces and fall back to the interpreter; each set of functions
+-- gets its own copy of the loop (weak keys: it goes with them).
+local compiled = setmetatable({}, {__mode = "k"})
+local shared = {}
+
+local function cache_for(steps)
+  for _, s in ipairs(steps) do
+    if type(s[2]) == "function" then
+      local c = compiled[s[2]]
+      if not c then
+        c = {}
+        compiled[s[2]] = c
+      end
+      return c
+    end
+  end
+  return shared
+end
 
 local SINKS = {
   list = "m = m + 1; out[m] = x\n",
@@ -117,7 +137,8 @@ local function compile_steps(steps, source, sink)
     sig[i + 2] = s[1] .. s.n .. (s.has_default and "d" or "")
   end
   sig = table.concat(sig, ",")
-  local fn = compiled[sig]
+  local cache = cache_for(steps)
+  local fn = cache[sig]
   if fn then return fn end
   local head = {"local src, S = ...\n"}
   for i, s in ipairs(steps) do
@@ -136,7 +157,7 @@ local function compile_steps(steps, source, sink)
   fn = assert(load(table.concat(head) .. init .. loop ..
                    gen_steps(steps, 1, 1, sink) .. "end\n" .. result,
                    "=[lask] bag pipeline"))
-  compiled[sig] = fn
+  cache[sig] = fn
   return fn
 end
 
