@@ -26,6 +26,8 @@ local t, r = best(3, function() return x:sum():compute() end)
 report("random((8000, 8000)).sum() 1000x1000 (generation)", t, r)
 
 x = x:persist()
+t, r = best(3, function() return x:sum():compute() end)
+report("x.sum() 8000x8000 1000x1000 (reads x once)", t, r)
 t, r = best(3, function() return (x + x:T()):sum():compute() end)
 report("(x + x.T).sum() 8000x8000 1000x1000", t, r)
 
