@@ -19,9 +19,9 @@
 #include "textio.h"
 #include "value.h"
 
-/* Is c whitespace: the six ASCII ones, as isspace() in the C locale and
-** Lua's %s there (whatever locale the program sets). A table, not a call
-** per byte. */
+/* Is c whitespace: the six ASCII ones, as isspace() and Lua's %s in the
+** C locale. Fixed, whatever locale the program sets (a Latin-1 locale's
+** 0xA0 is not whitespace here). A table, not a call per byte. */
 static const unsigned char is_ws[256] = {
   ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
 };

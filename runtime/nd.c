@@ -21,19 +21,34 @@ static size_t pool_bytes, pool_limit = (size_t)512 << 20;
 static size_t live_bytes; /* atomic */
 
 /* Buffers of at least HUGE_MIN bytes are mapped on their own, 2 MB
-** aligned, and the kernel is asked to back them with huge pages: a walk
-** across the rows of a transposed block then touches a few TLB entries
-** instead of one per row, and a fresh buffer faults in 2 MB at a time. */
+** aligned, and the kernel is asked to back their whole 2 MB stretches with
+** huge pages (the tail past the last whole stretch keeps small pages, so
+** no more memory is touched than the buffer holds): a walk across the rows
+** of a transposed block then needs a few TLB entries instead of one per
+** row, and a fresh buffer faults in 2 MB at a time. Under AddressSanitizer
+** they stay with malloc, where overflows are caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LASK_NO_HUGE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LASK_NO_HUGE 1
+#endif
+#endif
+#ifdef LASK_NO_HUGE
+#define HUGE_MIN SIZE_MAX
+#else
 #define HUGE_MIN ((size_t)4 << 20)
+#endif
 #define HUGE_ALIGN ((size_t)2 << 20)
+#define MAP_UNIT ((size_t)64 << 10) /* a multiple of any page size */
 
-static size_t huge_len(size_t cap) {
-  return (cap + HUGE_ALIGN - 1) / HUGE_ALIGN * HUGE_ALIGN;
+static size_t map_len(size_t cap) {
+  return (cap + MAP_UNIT - 1) / MAP_UNIT * MAP_UNIT;
 }
 
 /* Fresh zeroed pages (NULL when out of memory). */
 static void *huge_map(size_t cap) {
-  size_t len = huge_len(cap);
+  size_t len = map_len(cap);
   char *p = mmap(NULL, len + HUGE_ALIGN, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
@@ -43,13 +58,14 @@ static void *huge_map(size_t cap) {
   munmap(p + lead + len, HUGE_ALIGN - lead);
   p += lead;
 #ifdef MADV_HUGEPAGE
-  madvise(p, len, MADV_HUGEPAGE); /* advice only: failure is harmless */
+  /* advice only: failure is harmless */
+  madvise(p, cap / HUGE_ALIGN * HUGE_ALIGN, MADV_HUGEPAGE);
 #endif
   return p;
 }
 
 static void data_free(void *data, size_t cap) {
-  if (cap >= HUGE_MIN) munmap(data, huge_len(cap));
+  if (cap >= HUGE_MIN) munmap(data, map_len(cap));
   else free(data);
 }
 

@@ -611,6 +611,12 @@ static void reduce_i(int op, const int64_t *x, int64_t n, int64_t pos0,
 #ifndef TILE_COLS /* at most BLK: a run is at most BLK long */
 #define TILE_COLS 512
 #endif
+#if TILE_COLS > BLK
+#error "TILE_COLS must be at most BLK"
+#endif
+/* Transposed operands of at least TILE_MIN_ROWS rows are tiled (the last
+** tile of a block may be short). */
+#define TILE_MIN_ROWS 8
 /* Row pitch of the scratch tiles: a line more than a row, so that the
 ** lines written down one column do not all fall in one cache set. */
 #define TILE_PITCH (TILE_COLS + 8)
@@ -643,7 +649,7 @@ static void walk_runs(struct nd_iter *it, int tile, const int *isz,
     st[k] = it->st[k][nd - 1];
     rst[k] = nd >= 2 ? it->st[k][nd - 2] : 0;
     tst[k] = st[k];
-    if (tile && nd >= 2 && it->shape[nd - 2] >= TILE_ROWS && isz[k] &&
+    if (tile && nd >= 2 && it->shape[nd - 2] >= TILE_MIN_ROWS && isz[k] &&
         abs64(st[k]) > 64 && rst[k] == isz[k])
       tiled = 1;
   }

@@ -68,26 +68,32 @@ end
 -- of pipeline (the kinds of its steps and their argument counts), loaded
 -- once per Lua state: per element it costs the user's own calls and no
 -- step dispatch. The user's functions and arguments are bound per call.
--- Cached by shape, and by the user's functions: LuaJIT specializes a
--- loop's trace on the functions it calls, so a loop shared by the
--- pipelines of many computations (new closures each time) would pile up
--- side traces and fall back to the interpreter; each set of functions
--- gets its own copy of the loop (weak keys: it goes with them).
+-- On LuaJIT a loop's trace is specialized on the functions it calls: one
+-- loop shared by the pipelines of many computations (new closures each
+-- time) piles up side traces and falls back to the interpreter. So there,
+-- a partition long enough to pay for a load() gets a loop of its own per
+-- set of user functions (weak keys: it goes with them); elsewhere, and for
+-- short partitions, the loop is shared by every pipeline of its shape.
+local JIT = type(jit) == "table" and jit.status and jit.status() or false
+local LONG = 4096 -- elements
 local compiled = setmetatable({}, {__mode = "k"})
 local shared = {}
 
-local function cache_for(steps)
+local function cache_for(steps, n)
+  if not JIT or n < LONG then return shared end
+  local c = compiled
   for _, s in ipairs(steps) do
-    if type(s[2]) == "function" then
-      local c = compiled[s[2]]
-      if not c then
-        c = {}
-        compiled[s[2]] = c
+    local f = s[2]
+    if type(f) == "function" then
+      local nxt = c[f]
+      if not nxt then
+        nxt = setmetatable({}, {__mode = "k"})
+        c[f] = nxt
       end
-      return c
+      c = nxt
     end
   end
-  return shared
+  return c
 end
 
 local SINKS = {
@@ -131,13 +137,23 @@ end
 -- {first, last, step}: the numbers are generated, never stored); 'sink'
 -- is "list" (returns the new list), "sum" / "count" (returns the total,
 -- with no list at all) or "frequencies" (returns {value = count}).
-local function compile_steps(steps, source, sink)
+local function compile_steps(steps, source, sink, src)
   local sig = {source, sink}
   for i, s in ipairs(steps) do
     sig[i + 2] = s[1] .. s.n .. (s.has_default and "d" or "")
   end
   sig = table.concat(sig, ",")
-  local cache = cache_for(steps)
+  local n
+  if source == "range" then
+    n = math.floor((src[2] - src[1]) / src[3]) + 1
+  else
+    if type(src) ~= "table" then
+      error(("lask.bag: a partition must be a list, got a %s"):format(
+        type(src)), 0)
+    end
+    n = #src
+  end
+  local cache = cache_for(steps, n)
   local fn = cache[sig]
   if fn then return fn end
   local head = {"local src, S = ...\n"}
@@ -163,15 +179,16 @@ end
 
 --- Runs element-wise 'steps' over a source ("list": src is a list;
 -- "range": src is {first, last, step}) into a sink ("list", "sum",
--- "count", "frequencies"). Runs inside tasks (a module function: travels by reference).
+-- "count", "frequencies"). Runs inside tasks (a module function: travels
+-- by reference).
 function bag.run_fused(src, steps, source, sink)
-  return compile_steps(steps, source, sink)(src, steps)
+  return compile_steps(steps, source, sink, src)(src, steps)
 end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
 function bag.run_steps(part, steps)
-  return compile_steps(steps, "list", "list")(part, steps)
+  return compile_steps(steps, "list", "list", part)(part, steps)
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
@@ -205,12 +222,14 @@ end
 --- The partitions with the pending steps applied (Delayed lists). With
 -- 'sink' ("sum", "count" or "frequencies", for those reductions) each
 -- partition's total is made instead, in the same pass, and a second result
--- true says so.
+-- true says so; when the steps cannot run fused (a C list step), nothing
+-- is made and the result is nil, false.
 function methods:to_delayed(sink)
   local out, src = {}, self.source
   local fusable = element_steps(self.steps)
   local range = fusable and src ~= nil and src.kind == "range"
-  if sink and fusable then
+  if sink and not fusable then return nil, false end
+  if sink then
     for i, p in ipairs(self.parts) do
       out[i] = range and run_fused(src.blocks[i], self.steps, "range", sink)
                or run_fused(p, self.steps, "list", sink)

@@ -159,6 +159,100 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
   lask__nd_clear(&m);
 }
 
+/* The tiled path: a transposed operand of 70 rows (two whole tiles and a
+** short one) and 600 columns (a band of 512 and a short one), for 8- and
+** 4-byte dtypes, in eval and in a paired reduction. */
+static void fill_pattern(struct lask_nd *a) {
+  int64_t n = lask__nd_size(a);
+  char *d = lask__nd_data(a);
+  for (int64_t k = 0; k < n; k++) {
+    double v = (double)((k * 37 + 11) % 101);
+    if (a->dtype == LASK_DT_F64) ((double *)(void *)d)[k] = v;
+    else if (a->dtype == LASK_DT_F32) ((float *)(void *)d)[k] = (float)v;
+    else ((int32_t *)(void *)d)[k] = (int32_t)v;
+  }
+}
+
+static double elem(const struct lask_nd *a, int64_t i, int64_t j) {
+  const char *p = lask__nd_data(a) + i * a->strides[0] + j * a->strides[1];
+  if (a->dtype == LASK_DT_F64) return *(const double *)(const void *)p;
+  if (a->dtype == LASK_DT_F32) return *(const float *)(const void *)p;
+  if (a->dtype == LASK_DT_I64) return (double)*(const int64_t *)(const void *)p;
+  return *(const int32_t *)(const void *)p;
+}
+
+TEST(nd_eval_tiles_transposed_operands) {
+  const int dts[] = {LASK_DT_F64, LASK_DT_F32, LASK_DT_I32};
+  for (int t = 0; t < 3; t++) {
+    struct lask_nd m, b, out;
+    int64_t sm[] = {600, 70}, sb[] = {70, 600};
+    ASSERT_EQ(lask__nd_alloc(&m, dts[t], 2, sm, 0), 0);
+    ASSERT_EQ(lask__nd_alloc(&b, dts[t], 2, sb, 0), 0);
+    fill_pattern(&m);
+    fill_pattern(&b);
+    struct lask_nd mt = m; /* 70 x 600, stepping across m's rows */
+    mt.shape[0] = 70;
+    mt.shape[1] = 600;
+    mt.strides[0] = m.strides[1];
+    mt.strides[1] = m.strides[0];
+    int odt = dts[t] == LASK_DT_I32 ? LASK_DT_I64 : LASK_DT_F64;
+    ASSERT_EQ(lask__nd_alloc(&out, odt, 2, sb, 0), 0);
+    struct lask_nd in[2] = {b, mt};
+    const char *why = NULL;
+    ASSERT_EQ(lask__nd_eval(ADD_PROG, sizeof ADD_PROG, 2, in, &out, &why), 0);
+    int bad = 0;
+    for (int64_t i = 0; i < 70; i++)
+      for (int64_t j = 0; j < 600; j++)
+        if (elem(&out, i, j) != elem(&b, i, j) + elem(&m, j, i)) bad++;
+    ASSERT_EQ(bad, 0);
+    lask__nd_clear(&out);
+    lask__nd_clear(&b);
+    lask__nd_clear(&m);
+  }
+  /* paired: blocks (0,1) and (1,0) of a 140x140 M, a * a - b over 70x70
+  ** views (exact sums: small integers) */
+  static const uint8_t SQ_PROG[] = {4, 2, 0, 3, LASK_OP_LOAD, 0, 0, 0,
+                                    LASK_OP_LOAD, 1, 1, 0,
+                                    LASK_OP_MUL, 2, 0, 0,
+                                    LASK_OP_SUB, 3, 2, 1};
+  for (int t = 0; t < 3; t++) {
+    struct lask_nd m;
+    int64_t sm[] = {140, 140};
+    ASSERT_EQ(lask__nd_alloc(&m, dts[t], 2, sm, 0), 0);
+    fill_pattern(&m);
+    int64_t isz = m.strides[1];
+    struct lask_nd a = m, bt = m;
+    a.shape[0] = a.shape[1] = bt.shape[0] = bt.shape[1] = 70;
+    a.offset = 70 * isz;
+    bt.offset = 70 * 140 * isz;
+    bt.strides[0] = isz;
+    bt.strides[1] = 140 * isz;
+    double want = 0, want_max = -1;
+    for (int64_t r = 0; r < 70; r++)
+      for (int64_t c = 0; c < 70; c++) {
+        double x = elem(&m, r, 70 + c), y = elem(&m, 70 + c, r);
+        want += (x * x - y) + (y * y - x);
+        want_max = fmax(want_max, fmax(x * x - y, y * y - x));
+      }
+    struct lask_nd in[2] = {a, bt};
+    const int pair[2] = {1, 0};
+    const char *why = NULL;
+    struct lask_red_acc acc;
+    memset(&acc, 0, sizeof acc);
+    ASSERT_EQ(lask__nd_eval_reduce(SQ_PROG, sizeof SQ_PROG, 2, in,
+                                   LASK_RED_SUM, 0, pair, &acc, &why), 0);
+    double got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
+    ASSERT_EQ(got, want);
+    ASSERT_EQ(acc.count, 2 * 70 * 70);
+    memset(&acc, 0, sizeof acc);
+    ASSERT_EQ(lask__nd_eval_reduce(SQ_PROG, sizeof SQ_PROG, 2, in,
+                                   LASK_RED_MAX, 0, pair, &acc, &why), 0);
+    got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
+    ASSERT_EQ(got, want_max);
+    lask__nd_clear(&m);
+  }
+}
+
 TEST(nd_programs_are_checked_before_running) {
   struct lask_nd a, out;
   int64_t s[] = {4};

@@ -2649,6 +2649,12 @@ describe("lask arrays", function()
         n, got = partials((z + z:T()):nansum())
         assert.are.equal(4, n)
         assert_close(got, (b + bt):nansum(), {rtol = 1e-12})
+        -- blocks deep enough for the C kernels' transposed tiles
+        local big = rand(144, {100, 100}, "float64")
+        local xb = lz(big, {40, 40})
+        n, got = partials((xb - xb:T() * 3):sum())
+        assert.are.equal(6, n)
+        assert_close(got, (big - big:T() * 3):sum(), {rtol = 1e-12})
         -- reductions along an axis keep their blocks
         assert_close((x + x:T()):nansum{axis = 1}:compute(),
                      (a + at):nansum{axis = 1})
