@@ -603,7 +603,7 @@ local ew
 ew = function(op, where, ...)
   local args = {...}
   local n = select("#", ...)
-  local shapes, chunks = {}, nil
+  local shapes = {}
   local nodes = {}
   for i = 1, n do
     local a = args[i]
@@ -635,7 +635,7 @@ ew = function(op, where, ...)
     end
   end
   -- chunks: per axis, those of the first operand spanning the whole axis
-  chunks = {}
+  local chunks = {}
   for i = 1, #shape do
     for k = 1, n do
       local a = args[k]

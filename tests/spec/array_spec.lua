@@ -2661,15 +2661,15 @@ describe("lask arrays", function()
         -- int64 and bool, on the sync scheduler too
         local i = rand(143, {9, 9}, "int64")
         local xi = lz(i, sym)
-        for _, sched in ipairs{"threads", "sync"} do
+        for _, sc in ipairs{"threads", "sync"} do
           assert.are.equal((i - i:T() * 3):sum(),
-                           (xi - xi:T() * 3):sum():compute{scheduler = sched})
+                           (xi - xi:T() * 3):sum():compute{scheduler = sc})
           assert.are.equal(i:T():gt(i):any(),
-                           xi:T():gt(xi):any():compute{scheduler = sched})
+                           xi:T():gt(xi):any():compute{scheduler = sc})
           assert.are.equal(i:T():ge(i - 20):all(),
-                           xi:T():ge(xi - 20):all():compute{scheduler = sched})
+                           xi:T():ge(xi - 20):all():compute{scheduler = sc})
           assert.are.equal((i - i:T()):min(),
-                           (xi - xi:T()):min():compute{scheduler = sched})
+                           (xi - xi:T()):min():compute{scheduler = sc})
         end
       end)
 

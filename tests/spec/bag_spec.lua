@@ -514,7 +514,7 @@ describe("bag text files", function()
     local vocab = {"a", "bb", "a", "ccc", "é", "x\0y", ("long"):rep(5),
                    ("z"):rep(70), "\xff\xfe", "a\vb", "q\f", "sixteen-bytes-16",
                    "seventeen-bytes-1"}
-    local seps = {" ", "\t ", "  \r", "\f", " \v "}
+    local gaps = {" ", "\t ", "  \r", "\f", " \v "}
     for _ = 1, 15 do
       local lines = {}
       for i = 1, math.random(0, 60) do
@@ -522,7 +522,7 @@ describe("bag text files", function()
         for k = 1, math.random(0, 8) do
           ws[k] = vocab[math.random(1, #vocab)]
         end
-        lines[i] = table.concat(ws, seps[math.random(1, #seps)]) ..
+        lines[i] = table.concat(ws, gaps[math.random(1, #gaps)]) ..
                    (math.random() < 0.3 and "\r\n" or "\n")
       end
       local text = table.concat(lines) ..
