@@ -96,6 +96,16 @@ TEST(nd_eval_broadcasts_and_reads_views) {
   lask__nd_clear(&o2);
 }
 
+/* A paired full reduction of 'prog' over in[0], in[1] (each the other's
+** partner); returns lask__nd_eval_reduce's code, the result in *acc. */
+static int reduce_pair(const uint8_t *prog, size_t n, struct lask_nd *in,
+                       int op, struct lask_red_acc *acc) {
+  static const int pair[2] = {1, 0};
+  const char *why = NULL;
+  memset(acc, 0, sizeof *acc);
+  return lask__nd_eval_reduce(prog, n, 2, in, op, 0, pair, acc, &why);
+}
+
 /* Pairs: blocks (0,1) and (1,0) of a 40x40 matrix M, a - b reduced over
 ** block (0,1) of M - M^T and, paired, over the transpose of block (1,0). */
 TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
@@ -120,12 +130,9 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
       want_max = fmax(want_max, fmax(x - y, y - x));
     }
   struct lask_nd in[2] = {a, bt};
-  const int pair[2] = {1, 0};
   const char *why = NULL;
   struct lask_red_acc acc;
-  memset(&acc, 0, sizeof acc);
-  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
-                                 LASK_RED_MAX, 0, pair, &acc, &why), 0);
+  ASSERT_EQ(reduce_pair(SUB_PROG, sizeof SUB_PROG, in, LASK_RED_MAX, &acc), 0);
   ASSERT_EQ(acc.f, want_max);
   ASSERT_EQ(acc.count, 800);
   /* a + 2 b: not symmetric, so a swapped run differs from the first */
@@ -134,9 +141,8 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
                                       LASK_OP_LOAD, 1, 1, 0, LASK_OP_CONST, 2,
                                       0, 0, LASK_OP_MUL, 3, 1, 2,
                                       LASK_OP_ADD, 4, 0, 3};
-  memset(&acc, 0, sizeof acc);
-  ASSERT_EQ(lask__nd_eval_reduce(AXPY_PROG, sizeof AXPY_PROG, 2, in,
-                                 LASK_RED_SUM, 0, pair, &acc, &why), 0);
+  ASSERT_EQ(reduce_pair(AXPY_PROG, sizeof AXPY_PROG, in, LASK_RED_SUM, &acc),
+            0);
   double want = 0;
   for (int r = 0; r < 20; r++)
     for (int c = 0; c < 20; c++) {
@@ -145,16 +151,14 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
     }
   ASSERT_EQ(acc.f, want);
   /* refused: argmax, a partner out of range, unequal shapes */
-  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
-                                 LASK_RED_ARGMAX, 0, pair, &acc, &why),
+  ASSERT_EQ(reduce_pair(SUB_PROG, sizeof SUB_PROG, in, LASK_RED_ARGMAX, &acc),
             LASK_EINVAL);
   const int bad[2] = {1, 2};
   ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
                                  LASK_RED_SUM, 0, bad, &acc, &why),
             LASK_EINVAL);
   in[1].shape[1] = 19;
-  ASSERT_EQ(lask__nd_eval_reduce(SUB_PROG, sizeof SUB_PROG, 2, in,
-                                 LASK_RED_SUM, 0, pair, &acc, &why),
+  ASSERT_EQ(reduce_pair(SUB_PROG, sizeof SUB_PROG, in, LASK_RED_SUM, &acc),
             LASK_EINVAL);
   lask__nd_clear(&m);
 }
@@ -235,18 +239,12 @@ TEST(nd_eval_tiles_transposed_operands) {
         want_max = fmax(want_max, fmax(x * x - y, y * y - x));
       }
     struct lask_nd in[2] = {a, bt};
-    const int pair[2] = {1, 0};
-    const char *why = NULL;
     struct lask_red_acc acc;
-    memset(&acc, 0, sizeof acc);
-    ASSERT_EQ(lask__nd_eval_reduce(SQ_PROG, sizeof SQ_PROG, 2, in,
-                                   LASK_RED_SUM, 0, pair, &acc, &why), 0);
+    ASSERT_EQ(reduce_pair(SQ_PROG, sizeof SQ_PROG, in, LASK_RED_SUM, &acc), 0);
     double got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
     ASSERT_EQ(got, want);
     ASSERT_EQ(acc.count, 2 * 70 * 70);
-    memset(&acc, 0, sizeof acc);
-    ASSERT_EQ(lask__nd_eval_reduce(SQ_PROG, sizeof SQ_PROG, 2, in,
-                                   LASK_RED_MAX, 0, pair, &acc, &why), 0);
+    ASSERT_EQ(reduce_pair(SQ_PROG, sizeof SQ_PROG, in, LASK_RED_MAX, &acc), 0);
     got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
     ASSERT_EQ(got, want_max);
     lask__nd_clear(&m);
