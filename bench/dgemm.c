@@ -5,10 +5,12 @@
 ** otherwise). One warm-up call, then the best of 3 timed calls; GFLOP/s
 ** counts 2 n^3 flops. It is the yardstick for lask's 4000x4000 matmul in
 ** bench/RESULTS.md (which must reach 80% of its speed).
-** Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know this machine's CPU
-** (Xeon, family 6 model 207) and falls back to its Prescott (SSE3) kernels,
-** ~5x slower than its AVX-512 ones: OPENBLAS_CORETYPE=SkylakeX (read when
-** the library loads) selects those. The kernels used are printed.
+** Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know some newer CPUs
+** (seen here: a Xeon of family 6 model 207) and falls back to its Prescott
+** (SSE3) kernels, ~5x slower than its AVX-512 ones: OPENBLAS_CORETYPE=
+** SkylakeX (read when the library loads) selects those; bench/
+** array_peers.sh asks for them only when the CPU has AVX-512 (on an AMD
+** EPYC it picks its Zen kernels itself). The kernels used are printed.
 ** Build: cc -O2 bench/dgemm.c -o build/bench/dgemm $(pkg-config --cflags
 **          --libs openblas)
 ** Run:   build/bench/dgemm [n]
