@@ -1217,16 +1217,23 @@ function methods:map_blocks(fn, opts)
            2)
     end
     chunks = {}
+    local function length(v, i)
+      if type(v) ~= "number" or v < 0 or v % 1 ~= 0 then
+        fail(("map_blocks: chunks on axis %d: a block's length must be a " ..
+              "whole number >= 0, got %s"):format(i, tostring(v)), 3)
+      end
+      return v
+    end
     for i, c in ipairs(opts.chunks) do
       if type(c) == "number" then
         chunks[i] = {}
-        for j = 1, #x.chunks[i] do chunks[i][j] = c end
+        for j = 1, #x.chunks[i] do chunks[i][j] = length(c, i) end
+      elseif type(c) ~= "table" or #c ~= #x.chunks[i] then
+        fail(("map_blocks: chunks on axis %d must be a length or list %d " ..
+              "blocks"):format(i, #x.chunks[i]), 2)
       else
-        if #c ~= #x.chunks[i] then
-          fail(("map_blocks: chunks on axis %d must list %d blocks"):format(i,
-               #x.chunks[i]), 2)
-        end
-        chunks[i] = {unpack(c)}
+        chunks[i] = {}
+        for j = 1, #c do chunks[i][j] = length(c[j], i) end
       end
     end
   end

@@ -2934,6 +2934,13 @@ describe("lask arrays", function()
         end)
         assert.matches("boom in a block",
                        errmsg(function() return m:compute() end))
+        -- output chunks are checked where map_blocks is called
+        local a = la.arange(0, 10, 1, {chunks = {3}})
+        for _, c in ipairs{{-1}, {1.5}, {{3, 3, -3, 1}}, {"x"}} do
+          assert.matches("map_blocks: chunks on axis 1", errmsg(function()
+            return a:map_blocks(function(b) return b end, {chunks = c})
+          end))
+        end
       end)
     end)
   end
