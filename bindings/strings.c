@@ -226,6 +226,10 @@ static int call_each(lua_State *L, const char *name, int nextra) {
     lua_insert(L, -2);
     for (int a = 0; a < nextra; a++) lua_pushvalue(L, 2 + a);
     lua_call(L, 1 + nextra, 1);
+    if (lua_isnil(L, -1)) { /* no match: a list cannot hold nil */
+      lua_pop(L, 1);
+      lua_pushboolean(L, 0);
+    }
     lua_rawseti(L, out, i);
   }
   return 1;
@@ -253,11 +257,14 @@ static int l_count_values(lua_State *L) {
   int t = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER &&
-                             lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
-      lua_pop(L, 1); /* nil and NaN cannot be keys: not counted */
+    if (lua_isnil(L, -1)) { /* a hole: the list ends here */
+      lua_pop(L, 1);
       continue;
     }
+    if (lua_type(L, -1) == LUA_TNUMBER &&
+        lua_tonumber(L, -1) != lua_tonumber(L, -1))
+      return lask__fail(L, "lask: bag.frequencies: cannot count NaN (it is not "
+                           "equal to itself)");
     lua_pushvalue(L, -1);
     lua_rawget(L, t);
     lua_Integer c = lua_tointeger(L, -1);

@@ -189,12 +189,18 @@ static int l_read_gzip(lua_State *L) {
       p = line_end;
     }
   }
+  /* At the end, zlib reports a stream cut short as Z_BUF_ERROR. */
   int errnum = 0;
-  const char *msg = n < 0 ? gzerror(gz, &errnum) : NULL;
+  const char *msg = bad ? NULL : gzerror(gz, &errnum);
+  int truncated = n == 0 && errnum == Z_BUF_ERROR;
+  char why[160];
+  snprintf(why, sizeof why, "%s", msg ? msg : "");
   free(buf);
   gzclose(gz);
   if (bad) return lask__fail(L, "lask: out of memory reading %s", path);
-  if (n < 0) return lask__fail(L, "lask: cannot read %s: %s", path, msg);
+  if (truncated)
+    return lask__fail(L, "lask: cannot read %s: truncated gzip file", path);
+  if (n < 0) return lask__fail(L, "lask: cannot read %s: %s", path, why);
   luaL_pushresult(&carry);
   if (lua_rawlen(L, -1) > 0) lua_rawseti(L, out, ++k);
   else lua_pop(L, 1);

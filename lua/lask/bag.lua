@@ -97,12 +97,26 @@ local function cache_for(steps, n)
 end
 
 local SINKS = {
-  list = "m = m + 1; out[m] = x\n",
-  sum = "acc = acc + x\n",
-  count = "acc = acc + 1\n",
-  -- nil and NaN cannot be keys: not counted (as core.count_values)
-  frequencies = "if x == x and x ~= nil then acc[x] = (acc[x] or 0) + 1 end\n",
+  list = "if x == nil then nil_element() end m = m + 1; out[m] = x\n",
+  sum = "if x == nil then nil_element() end acc = acc + x\n",
+  count = "if x == nil then nil_element() end acc = acc + 1\n",
+  -- NaN cannot be a key (as core.count_values)
+  frequencies = "if x ~= x or x == nil then uncountable(x) end\n" ..
+                "acc[x] = (acc[x] or 0) + 1\n",
 }
+
+-- A list cannot hold nil: a step that makes one is an error, whatever
+-- comes after it (so a list, a count and a sum of one bag agree).
+function bag.nil_element()
+  error("lask.bag: an element is nil (a map function or string helper " ..
+        "returned nil; a bag cannot hold nil: return false, or filter " ..
+        "the element out)", 0)
+end
+
+function bag.uncountable(x)
+  if x == nil then bag.nil_element() end
+  error("bag.frequencies: cannot count NaN (it is not equal to itself)", 0)
+end
 
 -- The source of the loop body for steps[i..]: 'x' holds the element.
 local function gen_steps(steps, i, depth, sink)
@@ -156,7 +170,7 @@ local function compile_steps(steps, source, sink, src)
   local cache = cache_for(steps, n)
   local fn = cache[sig]
   if fn then return fn end
-  local head = {"local src, S = ...\n"}
+  local head = {"local src, S, nil_element, uncountable = ...\n"}
   for i, s in ipairs(steps) do
     head[#head + 1] = ("local f%d = S[%d][2]\n"):format(i, i)
     for j = 3, s.n do
@@ -182,13 +196,15 @@ end
 -- "count", "frequencies"). Runs inside tasks (a module function: travels
 -- by reference).
 function bag.run_fused(src, steps, source, sink)
-  return compile_steps(steps, source, sink, src)(src, steps)
+  return compile_steps(steps, source, sink, src)(src, steps, bag.nil_element,
+                                                 bag.uncountable)
 end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
 function bag.run_steps(part, steps)
-  return compile_steps(steps, "list", "list", part)(part, steps)
+  return compile_steps(steps, "list", "list", part)(part, steps,
+                                                   bag.nil_element)
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
@@ -257,22 +273,44 @@ end
 
 -- ------------------------------------------------------------ constructors
 
-local function split_list(list, npartitions)
+-- Splits 'list' into 'npartitions' lists of balanced lengths (at most one
+-- per element), or with 'size' into lists of that length (the last
+-- shorter).
+local function split_list(list, npartitions, size)
   local n = #list
   local parts = {}
   if n == 0 then return {{}} end
-  npartitions = math.max(1, math.min(npartitions, n))
-  local size = math.ceil(n / npartitions)
-  for start = 1, n, size do
+  local bounds = {}
+  if size then
+    for start = 1, n, size do bounds[#bounds + 1] = start end
+  else
+    npartitions = math.min(npartitions, n)
+    for k = 0, npartitions - 1 do
+      bounds[k + 1] = math.floor(k * n / npartitions) + 1
+    end
+  end
+  bounds[#bounds + 1] = n + 1
+  for k = 1, #bounds - 1 do
     local p = {}
-    for i = start, math.min(start + size - 1, n) do p[#p + 1] = list[i] end
-    parts[#parts + 1] = p
+    for i = bounds[k], bounds[k + 1] - 1 do p[#p + 1] = list[i] end
+    parts[k] = p
   end
   return parts
 end
 
+-- Checks an option that must be a whole number >= 1.
+local function count_opt(v, who, name)
+  if v ~= nil and (type(v) ~= "number" or v < 1 or v % 1 ~= 0) then
+    error(("%s: %s must be a whole number >= 1, got %s"):format(
+      who, name, type(v) == "string" and ("'" .. v .. "'") or tostring(v)), 3)
+  end
+  return v
+end
+bag.count_opt = count_opt
+
 --- A bag from a Lua list. opts: npartitions (default: about 100 elements
--- each, at most 100 partitions) or partition_size.
+-- each, at most 100 partitions; never more than one per element) or
+-- partition_size.
 function bag.from_sequence(list, opts)
   if type(list) ~= "table" then
     error("bag.from_sequence: argument 1 must be a list, got " .. type(list), 2)
@@ -280,14 +318,12 @@ function bag.from_sequence(list, opts)
   opts = check_opts(opts, {npartitions = true, partition_size = true},
                     "bag.from_sequence")
   local n = #list
-  local np = opts.npartitions
-  if opts.partition_size then
-    np = math.ceil(n / opts.partition_size)
-  elseif np == nil then
-    np = math.min(100, math.max(1, math.ceil(n / 100)))
-  end
+  local np = count_opt(opts.npartitions, "bag.from_sequence", "npartitions")
+  local size = count_opt(opts.partition_size, "bag.from_sequence",
+                         "partition_size")
+  if np == nil then np = math.min(100, math.max(1, math.ceil(n / 100))) end
   local parts = {}
-  for i, p in ipairs(split_list(list, np)) do
+  for i, p in ipairs(split_list(list, np, size)) do
     parts[i] = lask.delayed(p, {name = "from-sequence"})
   end
   return new_bag(parts)
@@ -313,20 +349,23 @@ function bag.range(a, b, c, d)
   else
     first, last, step, opts = a, b, c, d
   end
-  if type(first) ~= "number" or type(last) ~= "number" or step == 0 then
-    error("bag.range: expected numbers (and a non-zero step)", 2)
+  local function finite(v)
+    return type(v) == "number" and v == v and v > -math.huge and
+           v < math.huge
+  end
+  if not (finite(first) and finite(last) and finite(step)) or step == 0 then
+    error("bag.range: expected finite numbers (and a non-zero step)", 2)
   end
   opts = check_opts(opts, {npartitions = true}, "bag.range")
   local count = math.max(0, math.floor((last - first) / step) + 1)
-  local np = opts.npartitions or math.min(100, math.max(1,
-                                          math.ceil(count / 100000)))
-  np = math.max(1, math.min(np, math.max(count, 1)))
-  local per = math.ceil(count / np)
+  local np = count_opt(opts.npartitions, "bag.range", "npartitions") or
+             math.min(100, math.max(1, math.ceil(count / 100000)))
+  np = math.min(np, math.max(count, 1))
   local parts, blocks = {}, {}
-  for k = 0, np - 1 do
-    local lo = first + k * per * step
-    local hi = first + (math.min((k + 1) * per, count) - 1) * step
-    if k * per < count then
+  for k = 0, np - 1 do -- balanced: lengths differ by at most one
+    local i0, i1 = math.floor(k * count / np), math.floor((k + 1) * count / np)
+    if i1 > i0 then
+      local lo, hi = first + i0 * step, first + (i1 - 1) * step
       parts[#parts + 1] = range_part(lo, hi, step)
       blocks[#blocks + 1] = {lo, hi, step}
     end
@@ -354,6 +393,9 @@ end
 
 --- The partitions of several bags, one after the other.
 function bag.concat(bags)
+  if type(bags) ~= "table" or is_bag(bags) then
+    error("bag.concat: argument 1 must be a list of bags", 2)
+  end
   local parts = {}
   for i, b in ipairs(bags) do
     if not is_bag(b) then
@@ -367,15 +409,17 @@ end
 
 -- Parses "64MB", "1GiB", "512kB", 1e6 ... into bytes.
 local function parse_bytes(v, who)
-  if type(v) == "number" and v > 0 then return math.floor(v) end
-  if type(v) == "string" then
+  local n
+  if type(v) == "number" then
+    n = v
+  elseif type(v) == "string" then
     local num, unit = v:match("^%s*([%d%.]+)%s*(%a*)%s*$")
     local mult = ({[""] = 1, B = 1, kB = 1e3, KB = 1e3, MB = 1e6, GB = 1e9,
                    KiB = 1024, MiB = 1024 ^ 2, GiB = 1024 ^ 3})[unit or ""]
-    if num and tonumber(num) and mult then
-      return math.floor(tonumber(num) * mult)
-    end
+    if num and tonumber(num) and mult then n = tonumber(num) * mult end
   end
+  -- At least one whole byte, and finite (a for loop steps by it).
+  if n and n >= 1 and n < math.huge then return math.floor(n) end
   error(("%s: cannot read '%s' as a number of bytes (try \"64MB\")"):format(
     who, tostring(v)), 3)
 end
@@ -462,7 +506,8 @@ local write_part = lask.delayed(function(part, path)
 end, {name = "to-textfiles"})
 
 --- to_textfiles("out/*.txt"): writes each partition to a file, "*"
--- replaced by the partition number (1-based); each element on its own
+-- replaced by the partition number (1-based, zero-padded to one width, so
+-- that the names sort in partition order); each element on its own
 -- line (a "\n" is added unless it ends with one). Directories are
 -- created. Computes at once; returns the list of paths.
 function methods:to_textfiles(pattern, opts)
@@ -471,9 +516,11 @@ function methods:to_textfiles(pattern, opts)
   end
   local dir = pattern:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then core.mkdirs(dir) end
-  local tasks = {}
-  for i, p in ipairs(self:to_delayed()) do
-    tasks[i] = write_part(p, (pattern:gsub("%*", tostring(i))))
+  local tasks, parts = {}, self:to_delayed()
+  local width = #tostring(#parts)
+  for i, p in ipairs(parts) do
+    local name = ("%0" .. width .. "d"):format(i)
+    tasks[i] = write_part(p, (pattern:gsub("%*", name)))
   end
   return lask.compute(tasks, opts or {})
 end
@@ -585,7 +632,16 @@ end
 function methods:map_partitions(f, ...)
   check_fn(f, "bag.map_partitions", 1)
   local step = {"list", f, n = select("#", ...) + 2}
-  for i = 1, select("#", ...) do step[i + 2] = select(i, ...) end
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if getmetatable(v) == bag.Item then -- a lazy reduction: its value
+      v = v.delayed
+    elseif is_bag(v) then
+      error(("bag.map_partitions: argument %d is a bag; pass bags to " ..
+             "map or zip"):format(i + 1), 2)
+    end
+    step[i + 2] = v
+  end
   return with_step(self, step)
 end
 
@@ -605,12 +661,20 @@ local function str_step(name, nargs)
   end
 end
 --- split([sep]): lists of pieces (whitespace runs by default).
-StrAccessor.split = str_step("split", 1)
+local split_step = str_step("split", 1)
+function StrAccessor:split(sep)
+  if sep ~= nil and (type(sep) ~= "string" or sep == "") then
+    error("bag.str.split: the separator must be a non-empty string " ..
+          "(or nothing, for runs of whitespace)", 2)
+  end
+  return split_step(self, sep)
+end
 StrAccessor.lower = str_step("lower", 0)
 StrAccessor.upper = str_step("upper", 0)
 StrAccessor.strip = str_step("strip", 0)
 StrAccessor.len = str_step("len", 0)
---- match(pattern): the first capture (or match) per string, nil if none.
+--- match(pattern): the first capture (or match) per string, false if none
+-- (a list cannot hold nil).
 function StrAccessor:match(pattern)
   if type(pattern) ~= "string" then
     error("bag.str.match: argument 1 must be a Lua pattern string", 2)
@@ -621,6 +685,11 @@ end
 function StrAccessor:gsub(pattern, repl)
   if type(pattern) ~= "string" then
     error("bag.str.gsub: argument 1 must be a Lua pattern string", 2)
+  end
+  local t = type(repl)
+  if t ~= "string" and t ~= "number" and t ~= "table" and t ~= "function" then
+    error(("bag.str.gsub: argument 2 (the replacement) must be a string, " ..
+           "a table or a function, got %s"):format(t), 2)
   end
   return with_step(self.bag, {"list", core.str_gsub, pattern, repl, n = 4})
 end

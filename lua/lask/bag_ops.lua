@@ -46,12 +46,16 @@ function Item:key() return self.delayed:key() end
 
 local per_partition = lask.delayed(function(f, part) return f(part) end,
                                    {name = "bag-reduce-part"})
-local aggregate = lask.delayed(function(f, ...) return f({...}) end,
-                               {name = "bag-reduce-agg"})
+-- The list given to f has its length in field n: a nil result of
+-- perpartition leaves a hole.
+local aggregate = lask.delayed(function(f, ...)
+  return f({n = select("#", ...), ...})
+end, {name = "bag-reduce-agg"})
 
 --- reduction(perpartition, aggregate [, {split_every = 8}]): perpartition
 -- maps each partition (a list) to a value; aggregate maps a list of those
--- values to one, in a tree of fan-in split_every. Returns an Item.
+-- values to one, in a tree of fan-in split_every. Returns an Item. The
+-- list's field n is its length (a nil value leaves a hole).
 function methods:reduction(perpart, agg, opts)
   check_fn(perpart, "bag.reduction", 1)
   check_fn(agg, "bag.reduction", 2)
@@ -142,13 +146,15 @@ local function extreme(name, better)
         if best == nil or better(p[i], best) then best = p[i] end
       end
       return best
-    end, function(vals)
+    end, function(vals) -- nil for a part of the tree with no element
       local best
-      for i = 1, #vals do
+      for i = 1, vals.n do
         if vals[i] ~= nil and (best == nil or better(vals[i], best)) then
           best = vals[i]
         end
       end
+      return best
+    end):apply(function(best)
       if best == nil then
         error(("bag.%s: the bag is empty"):format(name), 0)
       end
@@ -159,22 +165,35 @@ end
 methods.min = extreme("min", function(a, b) return a < b end)
 methods.max = extreme("max", function(a, b) return a > b end)
 
--- {count, sum, sum of squares} per partition, merged: mean, var, std.
+-- {count, sum, sum of squared deviations from the mean} per partition
+-- (two passes over it, in floats: no integer wrap-around, no cancellation
+-- of a large sum of squares), merged pairwise by Chan's formula: mean,
+-- var, std.
 local function moments(self)
   return self:reduction(function(p)
-    local n, s, s2 = #p, 0, 0
+    local n, s = #p, 0.0
+    if n == 0 then return {0, 0.0, 0.0} end
+    for i = 1, n do s = s + p[i] end
+    local mean, m2 = s / n, 0.0
     for i = 1, n do
-      local x = p[i]
-      s = s + x
-      s2 = s2 + x * x
+      local d = p[i] - mean
+      m2 = m2 + d * d
     end
-    return {n, s, s2}
+    return {n, s, m2}
   end, function(vals)
-    local n, s, s2 = 0, 0, 0
-    for _, v in ipairs(vals) do
-      n, s, s2 = n + v[1], s + v[2], s2 + v[3]
+    local n, s, m2 = 0, 0.0, 0.0
+    for i = 1, vals.n do
+      local v = vals[i]
+      local nb = v[1]
+      if nb > 0 then
+        if n > 0 then
+          local d = v[2] / nb - s / n
+          m2 = m2 + d * d * n * nb / (n + nb)
+        end
+        n, s, m2 = n + nb, s + v[2], m2 + v[3]
+      end
     end
-    return {n, s, s2}
+    return {n, s, m2}
   end)
 end
 
@@ -187,11 +206,13 @@ end
 
 function methods:var(ddof)
   ddof = ddof or 0
+  if type(ddof) ~= "number" then
+    error("bag.var: ddof must be a number", 2)
+  end
   return moments(self):apply(function(m)
     local n = m[1]
     if n - ddof <= 0 then error("bag.var: not enough elements", 0) end
-    local mean = m[2] / n
-    return (m[3] - n * mean * mean) / (n - ddof)
+    return m[3] / (n - ddof)
   end)
 end
 
@@ -384,7 +405,8 @@ function ops.key_hash(k)
   local s
   if t == "string" then s = "s" .. k
   elseif t == "number" then
-    s = (k == math.floor(k) and k >= -2^53 and k <= 2^53) and
+    if k ~= k then error("bag.groupby: a key is NaN (it equals nothing)", 0) end
+    s = k == 0 and "i0" or (k == math.floor(k) and k >= -2^53 and k <= 2^53) and
         ("i" .. string.format("%.0f", k)) or ("f" .. string.format("%.17g", k))
   elseif t == "boolean" then s = k and "t" or "f"
   else error("bag.groupby: keys must be strings, numbers or booleans, got " ..
@@ -694,11 +716,11 @@ function methods:repartition(n)
     error("bag.repartition: argument 1 must be a positive integer", 2)
   end
   local parts, old = {}, self:to_delayed()
-  if n <= #old then
-    local per = math.ceil(#old / n)
-    for i = 1, #old, per do
-      parts[#parts + 1] = concat_parts(unpack(old, i, math.min(i + per - 1,
-                                                               #old)))
+  if n <= #old then -- n groups of neighbours, balanced
+    for k = 0, n - 1 do
+      local i0 = math.floor(k * #old / n) + 1
+      local i1 = math.floor((k + 1) * #old / n)
+      parts[#parts + 1] = concat_parts(unpack(old, i0, i1))
     end
   else -- split: partition i into base (+1 for the first extra) pieces
     local base, extra = math.floor(n / #old), n % #old
@@ -726,6 +748,10 @@ end, {name = "bag-sample"})
 function methods:random_sample(prob, seed)
   if type(prob) ~= "number" or prob < 0 or prob > 1 then
     error("bag.random_sample: argument 1 must be a probability in [0, 1]", 2)
+  end
+  if seed ~= nil and (type(seed) ~= "number" or seed % 1 ~= 0) then
+    error("bag.random_sample: argument 2 (the seed) must be a whole number",
+          2)
   end
   seed = seed or math.random(1, 2147483646)
   local parts = {}
@@ -768,7 +794,11 @@ function methods:compute(opts)
   local parts = self:to_delayed()
   local lists = lask.compute(parts, opts or {})
   local out = {}
-  for _, l in ipairs(lists) do
+  for k, l in ipairs(lists) do
+    if type(l) ~= "table" then
+      error(("lask.bag: partition %d is a %s, not a list"):format(k, type(l)),
+            2)
+    end
     for i = 1, #l do out[#out + 1] = l[i] end
   end
   return out
@@ -777,14 +807,26 @@ end
 --- take(n [, npartitions = 1]): computes at once; the first n elements
 -- of the first npartitions partitions (Dask's default: the first one).
 function methods:take(n, npartitions)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    error("bag.take: argument 1 must be a whole number >= 0", 2)
+  end
   npartitions = npartitions or 1
   if npartitions == -1 then npartitions = self.npartitions end
+  if type(npartitions) ~= "number" or npartitions < 1 or
+     npartitions % 1 ~= 0 then
+    error("bag.take: argument 2 (npartitions) must be a whole number >= 1 " ..
+          "or -1 (all)", 2)
+  end
   local parts = self:to_delayed()
   local some = {}
   for i = 1, math.min(npartitions, #parts) do some[i] = parts[i] end
   local lists = lask.compute(some)
   local out = {}
-  for _, l in ipairs(lists) do
+  for k, l in ipairs(lists) do
+    if type(l) ~= "table" then
+      error(("lask.bag: partition %d is a %s, not a list"):format(k, type(l)),
+            2)
+    end
     for i = 1, #l do
       if #out >= n then return out end
       out[#out + 1] = l[i]
