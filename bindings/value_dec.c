@@ -81,6 +81,32 @@ static void dec_int(struct dec *d) {
 #endif
 }
 
+/* A metatable name this state has not registered: the module that
+** registers it may not be loaded here yet. Requires the name's prefixes
+** in turn, longest first ("pkg.mod.Point": "pkg.mod.Point", "pkg.mod",
+** "pkg"), until the name is registered; failures to load are ignored
+** (the caller then reports the name). Trusted input only. Leaves the
+** stack as it was. */
+static void require_registrar(lua_State *L, const char *name, size_t n) {
+  for (size_t end = n; end > 0;) {
+    lua_getglobal(L, "require");
+    if (lua_isfunction(L, -1)) {
+      lua_pushlstring(L, name, end);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1); /* the message */
+    } else {
+      lua_pop(L, 1);
+    }
+    lask__push_regtable(L, &lask__key_mt_by_name, NULL);
+    lua_pushlstring(L, name, n);
+    lua_rawget(L, -2);
+    int found = lua_istable(L, -1);
+    lua_pop(L, 2);
+    if (found) return;
+    while (end > 0 && name[end - 1] != '.') end--;
+    if (end > 0) end--; /* drop the dot */
+  }
+}
+
 static void dec_table(struct dec *d, int with_mt) {
   lua_State *L = d->L;
   const uint8_t *name = NULL;
@@ -129,6 +155,12 @@ static void dec_table(struct dec *d, int with_mt) {
     lask__push_regtable(L, &lask__key_mt_by_name, NULL);
     lua_pushlstring(L, (const char *)name, nlen);
     lua_rawget(L, -2);
+    if (!lua_istable(L, -1) && !(d->opts & LASK_DEC_NOCODE)) {
+      lua_pop(L, 1);
+      require_registrar(L, (const char *)name, nlen);
+      lua_pushlstring(L, (const char *)name, nlen);
+      lua_rawget(L, -2);
+    }
     if (!lua_istable(L, -1)) {
       lua_pushlstring(L, (const char *)name, nlen);
       lask__fail(L, "lask: cannot deserialize a table whose metatable '%s' "

@@ -1663,6 +1663,7 @@ local function assemble(x, values)
 end
 
 function methods:compute(opts)
+  if opts ~= nil then require("lask.config").check(opts, "array.compute") end
   limit_pool()
   local x = materialize(self)
   local values = lask.compute(x.blocks, opts or {})
@@ -1672,6 +1673,7 @@ function methods:compute(opts)
 end
 
 function methods:persist(opts)
+  if opts ~= nil then require("lask.config").check(opts, "array.persist") end
   limit_pool()
   local x = materialize(self)
   local values = lask.compute(x.blocks, opts or {})

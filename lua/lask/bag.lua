@@ -113,6 +113,24 @@ function bag.nil_element()
         "the element out)", 0)
 end
 
+--- p itself if it is a list (a table), else an error naming what it is.
+function bag.check_list(p, who)
+  if type(p) ~= "table" then
+    error(("%s: a partition must be a list, got a %s"):format(
+      who or "lask.bag", type(p)), 0)
+  end
+  return p
+end
+
+function bag.not_list(x)
+  error(("bag.flatten: an element is a %s, not a list"):format(type(x)), 0)
+end
+
+function bag.not_indexable(x, k)
+  error(("bag.pluck: cannot take key %s of a %s"):format(tostring(k),
+                                                          type(x)), 0)
+end
+
 function bag.uncountable(x)
   if x == nil then bag.nil_element() end
   error("bag.frequencies: cannot count NaN (it is not equal to itself)", 0)
@@ -136,19 +154,22 @@ local function gen_steps(steps, i, depth, sink)
     local miss = s.has_default and ("v = a%d_3"):format(i) or
       ("error(('bag.pluck: element has no key \\'%%s\\''):format(" ..
        "tostring(f%d)), 0)"):format(i)
-    return ("do local v = x[f%d]; if v == nil then %s end; x = v\n"):format(
+    return ("do if type(x) ~= 'table' then not_indexable(x, f%d) end\n" ..
+            "local v = x[f%d]; if v == nil then %s end; x = v\n"):format(i,
              i, miss) .. gen_steps(steps, i + 1, depth, sink) .. "end\n"
   elseif kind == "flatten" then
     local v = "i" .. depth
-    return ("local xs = x; for %s = 1, #xs do local x = xs[%s]\n"):format(
-             v, v) .. gen_steps(steps, i + 1, depth + 1, sink) .. "end\n"
+    return ("local xs = x; if type(xs) ~= 'table' then not_list(xs) end\n" ..
+            "for %s = 1, #xs do local x = xs[%s]\n"):format(v, v) ..
+           gen_steps(steps, i + 1, depth + 1, sink) .. "end\n"
   end
   error("lask: internal: unknown bag step " .. tostring(kind), 0)
 end
 
 -- Compiles (once per shape) the function(src, steps) of a pipeline.
 -- 'source' is "list" (src is the partition) or "range" (src is
--- {first, last, step}: the numbers are generated, never stored); 'sink'
+-- {first, step, k0, k1}: the numbers first + k * step for k = k0 .. k1,
+-- generated, never stored); 'sink'
 -- is "list" (returns the new list), "sum" / "count" (returns the total,
 -- with no list at all) or "frequencies" (returns {value = count}).
 local function compile_steps(steps, source, sink, src)
@@ -159,7 +180,7 @@ local function compile_steps(steps, source, sink, src)
   sig = table.concat(sig, ",")
   local n
   if source == "range" then
-    n = math.floor((src[2] - src[1]) / src[3]) + 1
+    n = src[4] - src[3] + 1
   else
     if type(src) ~= "table" then
       error(("lask.bag: a partition must be a list, got a %s"):format(
@@ -170,15 +191,22 @@ local function compile_steps(steps, source, sink, src)
   local cache = cache_for(steps, n)
   local fn = cache[sig]
   if fn then return fn end
-  local head = {"local src, S, nil_element, uncountable = ...\n"}
+  local head = {"local src, S, B = ...\n",
+                "local nil_element = B.nil_element\n",
+                "local uncountable = B.uncountable\n",
+                "local not_list, not_indexable = B.not_list, B.not_indexable\n",
+                "local type = type\n"}
   for i, s in ipairs(steps) do
     head[#head + 1] = ("local f%d = S[%d][2]\n"):format(i, i)
     for j = 3, s.n do
       head[#head + 1] = ("local a%d_%d = S[%d][%d]\n"):format(i, j, i, j)
     end
   end
+  -- Each number from its index (a float step added up would drift, and
+  -- partitions would disagree with one sequential loop at their edges).
   local loop = source == "range" and
-    "for x = src[1], src[2], src[3] do\n" or
+    "local r0, rs = src[1], src[2]\n" ..
+    "for k = src[3], src[4] do local x = r0 + k * rs\n" or
     "for i0 = 1, #src do local x = src[i0]\n"
   local init = sink == "list" and "local out, m = {}, 0\n" or
                sink == "frequencies" and "local acc = {}\n" or
@@ -192,19 +220,17 @@ local function compile_steps(steps, source, sink, src)
 end
 
 --- Runs element-wise 'steps' over a source ("list": src is a list;
--- "range": src is {first, last, step}) into a sink ("list", "sum",
+-- "range": src is {first, step, k0, k1}) into a sink ("list", "sum",
 -- "count", "frequencies"). Runs inside tasks (a module function: travels
 -- by reference).
 function bag.run_fused(src, steps, source, sink)
-  return compile_steps(steps, source, sink, src)(src, steps, bag.nil_element,
-                                                 bag.uncountable)
+  return compile_steps(steps, source, sink, src)(src, steps, bag)
 end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
 function bag.run_steps(part, steps)
-  return compile_steps(steps, "list", "list", part)(part, steps,
-                                                   bag.nil_element)
+  return compile_steps(steps, "list", "list", part)(part, steps, bag)
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
@@ -214,7 +240,8 @@ function bag.run_pipeline(part, steps)
   for _, s in ipairs(steps) do
     if s[1] == "list" then
       if #seg > 0 then run = bag.run_steps(run, seg) seg = {} end
-      run = s[2](run, unpack(s, 3, s.n))
+      run = bag.check_list(s[2](run, unpack(s, 3, s.n)),
+                           "bag.map_partitions (or a string helper)")
     else
       seg[#seg + 1] = s
     end
@@ -329,17 +356,19 @@ function bag.from_sequence(list, opts)
   return new_bag(parts)
 end
 
-local range_part = lask.delayed(function(first, last, step)
+local range_part = lask.delayed(function(first, step, k0, k1)
   local out, n = {}, 0
-  for i = first, last, step do
+  for k = k0, k1 do
     n = n + 1
-    out[n] = i
+    out[n] = first + k * step
   end
   return out
 end, {name = "range", pure = true})
 
 --- range(n) is 1..n; range(first, last [, step]) is inclusive like a
--- numeric for. The partitions are made by the tasks, not the client.
+-- numeric for: floor((last - first) / step) + 1 numbers, number k (from 0)
+-- being first + k * step (with a fractional step, computed from k, not
+-- added up). The partitions are made by the tasks, not the client.
 function bag.range(a, b, c, d)
   local first, last, step, opts
   if type(b) ~= "number" then
@@ -365,9 +394,8 @@ function bag.range(a, b, c, d)
   for k = 0, np - 1 do -- balanced: lengths differ by at most one
     local i0, i1 = math.floor(k * count / np), math.floor((k + 1) * count / np)
     if i1 > i0 then
-      local lo, hi = first + i0 * step, first + (i1 - 1) * step
-      parts[#parts + 1] = range_part(lo, hi, step)
-      blocks[#blocks + 1] = {lo, hi, step}
+      parts[#parts + 1] = range_part(first, step, i0, i1 - 1)
+      blocks[#blocks + 1] = {first, step, i0, i1 - 1}
     end
   end
   if #parts == 0 then return new_bag({lask.delayed({})}) end
@@ -376,6 +404,11 @@ function bag.range(a, b, c, d)
 end
 
 --- A bag whose partitions are the values of the given Delayed lists.
+-- A user's Delayed partition, checked to be a list when it is computed.
+local as_list = lask.delayed(function(p)
+  return require("lask.bag").check_list(p)
+end, {name = "from-delayed"})
+
 function bag.from_delayed(list)
   if type(list) ~= "table" then
     error("bag.from_delayed: argument 1 must be a list of Delayed", 2)
@@ -385,7 +418,7 @@ function bag.from_delayed(list)
     if not delayed.is_delayed(d) then
       error(("bag.from_delayed: element %d is not a Delayed"):format(i), 2)
     end
-    parts[i] = d
+    parts[i] = as_list(d)
   end
   if #parts == 0 then parts[1] = lask.delayed({}) end
   return new_bag(parts)
@@ -561,7 +594,9 @@ local zip_map = lask.delayed(function(f, nargs, spec, ...)
         args[j] = s.value
       end
     end
-    out[i] = f(first[i], unpack(args, 1, nargs))
+    local v = f(first[i], unpack(args, 1, nargs))
+    if v == nil then require("lask.bag").nil_element() end
+    out[i] = v
   end
   return out
 end, {name = "bag-map"})

@@ -44,18 +44,15 @@ function Item:key() return self.delayed:key() end
 
 -- ------------------------------------------------------------ reductions
 
-local per_partition = lask.delayed(function(f, part) return f(part) end,
-                                   {name = "bag-reduce-part"})
--- The list given to f has its length in field n: a nil result of
--- perpartition leaves a hole.
-local aggregate = lask.delayed(function(f, ...)
-  return f({n = select("#", ...), ...})
-end, {name = "bag-reduce-agg"})
+local per_partition = lask.delayed(function(f, part)
+  return f(require("lask.bag").check_list(part))
+end, {name = "bag-reduce-part"})
+local aggregate = lask.delayed(function(f, ...) return f({...}) end,
+                               {name = "bag-reduce-agg"})
 
 --- reduction(perpartition, aggregate [, {split_every = 8}]): perpartition
 -- maps each partition (a list) to a value; aggregate maps a list of those
--- values to one, in a tree of fan-in split_every. Returns an Item. The
--- list's field n is its length (a nil value leaves a hole).
+-- values to one, in a tree of fan-in split_every. Returns an Item.
 function methods:reduction(perpart, agg, opts)
   check_fn(perpart, "bag.reduction", 1)
   check_fn(agg, "bag.reduction", 2)
@@ -139,61 +136,69 @@ function methods:count()
 end
 
 local function extreme(name, better)
+  -- Each node gives {best}, or {} for a part of the tree with no element.
   return function(self)
     return self:reduction(function(p)
       local best
       for i = 1, #p do
         if best == nil or better(p[i], best) then best = p[i] end
       end
-      return best
-    end, function(vals) -- nil for a part of the tree with no element
+      return {best}
+    end, function(vals)
       local best
-      for i = 1, vals.n do
-        if vals[i] ~= nil and (best == nil or better(vals[i], best)) then
-          best = vals[i]
+      for _, v in ipairs(vals) do
+        if v[1] ~= nil and (best == nil or better(v[1], best)) then
+          best = v[1]
         end
       end
-      return best
+      return {best}
     end):apply(function(best)
-      if best == nil then
+      if best[1] == nil then
         error(("bag.%s: the bag is empty"):format(name), 0)
       end
-      return best
+      return best[1]
     end)
   end
 end
 methods.min = extreme("min", function(a, b) return a < b end)
 methods.max = extreme("max", function(a, b) return a > b end)
 
--- {count, sum, sum of squared deviations from the mean} per partition
--- (two passes over it, in floats: no integer wrap-around, no cancellation
--- of a large sum of squares), merged pairwise by Chan's formula: mean,
--- var, std.
+-- Per partition {count, sum, sum of squared deviations from the mean,
+-- shift, mean - shift}: two passes in floats over x - shift, the shift
+-- being the partition's first element (no integer wrap-around; no
+-- cancellation when the data sit far from zero), merged pairwise by
+-- Chan's formula, the means' difference taken shift to shift (exact for
+-- nearby floats): mean, var, std.
 local function moments(self)
   return self:reduction(function(p)
-    local n, s = #p, 0.0
-    if n == 0 then return {0, 0.0, 0.0} end
-    for i = 1, n do s = s + p[i] end
-    local mean, m2 = s / n, 0.0
+    local n, s, t = #p, 0.0, 0.0
+    if n == 0 then return {0, 0.0, 0.0, 0.0, 0.0} end
+    local shift = p[1] + 0.0
     for i = 1, n do
-      local d = p[i] - mean
+      s = s + p[i]
+      t = t + (p[i] - shift)
+    end
+    local off, m2 = t / n, 0.0
+    for i = 1, n do
+      local d = (p[i] - shift) - off
       m2 = m2 + d * d
     end
-    return {n, s, m2}
+    return {n, s, m2, shift, off}
   end, function(vals)
-    local n, s, m2 = 0, 0.0, 0.0
-    for i = 1, vals.n do
-      local v = vals[i]
+    local n, s, m2, shift, off = 0, 0.0, 0.0, 0.0, 0.0
+    for _, v in ipairs(vals) do
       local nb = v[1]
-      if nb > 0 then
-        if n > 0 then
-          local d = v[2] / nb - s / n
-          m2 = m2 + d * d * n * nb / (n + nb)
-        end
-        n, s, m2 = n + nb, s + v[2], m2 + v[3]
+      if nb > 0 and n == 0 then
+        n, s, m2, shift, off = v[1], v[2], v[3], v[4], v[5]
+      elseif nb > 0 then
+        local total = n + nb
+        local d = (v[4] - shift) + (v[5] - off)
+        m2 = m2 + v[3] + d * d * n * nb / total
+        off = off + d * nb / total
+        n, s = total, s + v[2]
       end
     end
-    return {n, s, m2}
+    return {n, s, m2, shift, off}
   end)
 end
 
@@ -313,8 +318,22 @@ end
 local function key_fn(key)
   if key == nil then return function(x) return x end end
   if type(key) == "function" then return key end
-  return function(x) return x[key] end
+  return function(x)
+    if type(x) ~= "table" then
+      error(("lask.bag: cannot take key %s of a %s"):format(tostring(key),
+                                                          type(x)), 0)
+    end
+    return x[key]
+  end
 end
+
+-- A key must be usable in a table and comparable: not nil, not NaN.
+local function check_key(k, who)
+  if k == nil then error(who .. ": an element has no key (nil)", 0) end
+  if k ~= k then error(who .. ": a key is NaN (it equals nothing)", 0) end
+  return k
+end
+ops.check_key = check_key
 
 --- topk(k [, key]): the k largest elements, largest first; key is a
 -- function or an index (topk(10, 2) ranks {word, count} pairs by count).
@@ -325,10 +344,12 @@ function methods:topk(k, key)
   local kf = key_fn(key)
   local function top(list)
     local sorted = {}
-    for i = 1, #list do sorted[i] = list[i] end
-    table.sort(sorted, function(a, b) return kf(a) > kf(b) end)
+    for i = 1, #list do
+      sorted[i] = {check_key(kf(list[i]), "bag.topk"), list[i]}
+    end
+    table.sort(sorted, function(a, b) return a[1] > b[1] end)
     local out = {}
-    for i = 1, math.min(k, #sorted) do out[i] = sorted[i] end
+    for i = 1, math.min(k, #sorted) do out[i] = sorted[i][2] end
     return out
   end
   local item = self:reduction(top, function(lists)
@@ -349,7 +370,7 @@ function methods:distinct(key)
     local seen, out = {}, {}
     for _, l in ipairs(lists) do
       for _, x in ipairs(l) do
-        local k = kf(x)
+        local k = check_key(kf(x), "bag.distinct")
         if not seen[k] then
           seen[k] = true
           out[#out + 1] = x
@@ -371,14 +392,20 @@ function methods:foldby(key, binop, initial, combine, combine_initial)
   local kf = key_fn(key)
   check_fn(binop, "bag.foldby", 2)
   combine = combine or binop
-  if combine_initial == nil then combine_initial = initial end
+  if combine ~= binop then check_fn(combine, "bag.foldby", 4) end
+  -- initial starts each key's fold in each partition (none: its first
+  -- element); the partitions' values are combined without an initial value
+  -- through the tree, and combine_initial (none by default, as Dask) goes
+  -- in once per key at the root.
   local item = self:reduction(function(p)
     local acc = {}
     for i = 1, #p do
-      local k = kf(p[i])
+      local x = p[i]
+      local k = check_key(kf(x), "bag.foldby")
       local cur = acc[k]
-      if cur == nil then cur = initial end
-      acc[k] = binop(cur, p[i])
+      if cur ~= nil then acc[k] = binop(cur, x)
+      elseif initial ~= nil then acc[k] = binop(initial, x)
+      else acc[k] = x end
     end
     return acc
   end, function(tables)
@@ -386,14 +413,16 @@ function methods:foldby(key, binop, initial, combine, combine_initial)
     for _, t in ipairs(tables) do
       for k, v in pairs(t) do
         local cur = acc[k]
-        if cur == nil then cur = combine_initial end
-        acc[k] = combine(cur, v)
+        acc[k] = cur == nil and v or combine(cur, v)
       end
     end
     return acc
   end):apply(function(t)
     local out = {}
-    for k, v in pairs(t) do out[#out + 1] = {k, v} end
+    for k, v in pairs(t) do
+      if combine_initial ~= nil then v = combine(combine_initial, v) end
+      out[#out + 1] = {k, v}
+    end
     return out
   end)
   return item_bag(item)
@@ -629,27 +658,48 @@ end
 
 --- join(other_list, key_self, key_other): {other_element, self_element}
 -- for every pair with equal keys; other_list is held in memory.
-function methods:join(other, key_self, key_other)
-  if type(other) ~= "table" then
-    error("bag.join: argument 1 must be a list", 2)
+local concat_parts = lask.delayed(function(...)
+  local out = {}
+  for _, p in ipairs({...}) do
+    for i = 1, #p do out[#out + 1] = p[i] end
   end
-  local ks, ko = key_fn(key_self), key_fn(key_other or key_self)
+  return out
+end, {name = "bag-concat"})
+
+local join_index = lask.delayed(function(other, ko)
+  local bag_mod = require "lask.bag"
   local index = {}
-  for _, y in ipairs(other) do
-    local k = ko(y)
+  for _, y in ipairs(bag_mod.check_list(other)) do
+    local k = bag_mod.ops.check_key(ko(y), "bag.join")
     index[k] = index[k] or {}
     table.insert(index[k], y)
   end
-  return self:map_partitions(function(p)
+  return index
+end, {name = "bag-join-index"})
+
+--- join(other, key [, other_key]): {y, x} for each x of this bag and each
+-- y of 'other' with equal keys. 'other' is a list, a Delayed list or a bag
+-- (gathered into one list, as Dask does with a one-partition bag).
+function methods:join(other, key_self, key_other)
+  local ks, ko = key_fn(key_self), key_fn(key_other or key_self)
+  if bag.is_bag(other) then
+    other = concat_parts(unpack(other:to_delayed()))
+  elseif getmetatable(other) == bag.Item then
+    other = other.delayed
+  elseif not lask.is_delayed(other) and type(other) ~= "table" then
+    error("bag.join: argument 1 must be a list, a Delayed list or a bag", 2)
+  end
+  local index = join_index(other, ko)
+  return self:map_partitions(function(p, idx)
     local out = {}
     for i = 1, #p do
-      local matches = index[ks(p[i])]
+      local matches = idx[ks(p[i])]
       if matches then
         for _, y in ipairs(matches) do out[#out + 1] = {y, p[i]} end
       end
     end
     return out
-  end)
+  end, index)
 end
 
 local zip_parts = lask.delayed(function(a, b)
@@ -695,18 +745,13 @@ function methods:product(other)
   return new_bag(parts)
 end
 
-local concat_parts = lask.delayed(function(...)
-  local out = {}
-  for _, p in ipairs({...}) do
-    for i = 1, #p do out[#out + 1] = p[i] end
-  end
-  return out
-end, {name = "bag-concat"})
 
+-- Piece k of n of the list p, balanced as from_sequence splits.
 local slice_part = lask.delayed(function(p, k, n)
-  local size = math.ceil(#p / n)
-  local out = {}
-  for i = (k - 1) * size + 1, math.min(k * size, #p) do out[#out + 1] = p[i] end
+  local out, len = {}, #p
+  for i = math.floor((k - 1) * len / n) + 1, math.floor(k * len / n) do
+    out[#out + 1] = p[i]
+  end
   return out
 end, {name = "bag-split"})
 
@@ -791,6 +836,7 @@ end
 
 --- compute(opts): the whole bag as one Lua list.
 function methods:compute(opts)
+  if opts ~= nil then require("lask.config").check(opts, "bag.compute") end
   local parts = self:to_delayed()
   local lists = lask.compute(parts, opts or {})
   local out = {}

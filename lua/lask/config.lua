@@ -21,8 +21,10 @@ local schema = {
     default = "threads",
   },
   num_workers = {
-    check = function(v) return type(v) == "number" and v >= 1 and v % 1 == 0 end,
-    what = "a positive integer",
+    check = function(v)
+      return type(v) == "number" and v >= 1 and v <= 1024 and v % 1 == 0
+    end,
+    what = "a whole number from 1 to 1024",
   },
   optimize_graph = {
     check = function(v) return type(v) == "boolean" end,
@@ -62,6 +64,9 @@ end
 --- Checks an options table: raises on an unknown key or a bad value,
 -- naming the caller `who`.
 function config.check(opts, who)
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
+  end
   for k, v in pairs(opts) do
     local s = schema[k]
     if not s then

@@ -241,12 +241,16 @@ end
 --- Computes this Delayed (see lask.compute for the options).
 function methods:compute(opts)
   if opts == nil then return (require("lask").compute(self)) end
+  require("lask.config").check(opts, "compute")
+  if next(opts) == nil then return (require("lask").compute(self)) end
   return (require("lask").compute(self, opts))
 end
 
 --- The same as lask.persist(self, opts).
 function methods:persist(opts)
   if opts == nil then return (require("lask").persist(self)) end
+  require("lask.config").check(opts, "persist")
+  if next(opts) == nil then return (require("lask").persist(self)) end
   return (require("lask").persist(self, opts))
 end
 

@@ -224,11 +224,31 @@ end
 
 --- Draws the graph behind Delayed `x` (or a list of them) with Graphviz;
 -- the file's extension picks the format (svg, png, pdf, dot).
-function lask.visualize(x, filename)
-  local outputs = delayed.is_delayed(x) and {x} or x
-  if type(outputs) ~= "table" then
-    error("lask.visualize: argument 1 must be a Delayed or a list of them", 2)
+-- The Delayed outputs of visualize's argument: a Delayed, a collection
+-- (bag, array, Item) or a list of those.
+local function visual_outputs(x)
+  local list = (delayed.is_delayed(x) or is_collection(x)) and {x} or x
+  if type(list) ~= "table" then
+    error("lask.visualize: argument 1 must be a Delayed, a collection or " ..
+          "a list of them", 3)
   end
+  local outputs = {}
+  for i, v in ipairs(list) do
+    if is_collection(v) and v.to_delayed then v = v:to_delayed() end
+    if delayed.is_delayed(v) then
+      outputs[#outputs + 1] = v
+    elseif type(v) == "table" and getmetatable(v) == nil then
+      for _, d in ipairs(v) do outputs[#outputs + 1] = d end
+    else
+      error(("lask.visualize: element %d is a %s, not a Delayed or a " ..
+             "collection"):format(i, type(v)), 3)
+    end
+  end
+  return outputs
+end
+
+function lask.visualize(x, filename)
+  local outputs = visual_outputs(x)
   filename = filename or "graph.svg"
   local text = graph.to_dot(outputs)
   local fmt = filename:match("%.(%w+)$") or "svg"

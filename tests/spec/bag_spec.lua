@@ -355,7 +355,8 @@ for _, sched in ipairs({"sync", "threads"}) do
       end))
       assert.matches("bag.concat: argument 1 must be a list of bags",
                      errmsg(bag.concat, 5))
-      assert.matches("partition 1 is a number, not a list", errmsg(function()
+      assert.matches("a partition must be a list, got a number",
+                     errmsg(function()
         return bag.from_delayed({lask.delayed(5)}):compute()
       end))
       for _, o in ipairs{{npartitions = "2"}, {npartitions = 0},
@@ -372,6 +373,126 @@ for _, sched in ipairs({"sync", "threads"}) do
       end))
       assert.matches("finite numbers", errmsg(bag.range, math.huge))
       assert.matches("finite numbers", errmsg(bag.range, 0 / 0))
+    end)
+
+    it("gives reduction's aggregate a plain list", function()
+      local b = bag.from_sequence({1, 2, 3, 4, 5, 6}, {npartitions = 3})
+      local keys = b:reduction(function(p) return #p end, function(v)
+        local n = 0
+        for _ in pairs(v) do n = n + 1 end
+        return n
+      end, {split_every = 8}):compute()
+      assert.are.equal(3, keys)
+    end)
+
+    it("folds by key with combine_initial once, whatever the partitions",
+       function()
+      local add = function(a, b) return a + b end
+      local ones = {}
+      for i = 1, 20 do ones[i] = 1 end
+      for _, np in ipairs{1, 3, 9, 20} do
+        local b = bag.from_sequence(ones, {npartitions = np})
+        local key = function() return "k" end
+        assert.are.same({{"k", 120}},
+          b:foldby(key, add, 0, add, 100):compute())
+        -- initial once per partition (as Dask), no combine_initial: none
+        assert.are.same({{"k", 20 + 10 * np}},
+          b:foldby(key, add, 10):compute())
+        assert.are.same({{"k", 20}}, b:foldby(key, add):compute())
+      end
+    end)
+
+    it("ranges with a fractional step across partitions as in one",
+       function()
+      math.randomseed(31)
+      for _ = 1, 50 do
+        local first = math.random(-50, 50) / 10
+        local step = math.random(1, 30) / 10 * (math.random() < 0.3 and -1 or 1)
+        local last = first + step * math.random(0, 40) + step / 3
+        local want = bag.range(first, last, step, {npartitions = 1}):compute()
+        for _, np in ipairs{2, 3, 7} do
+          local b = bag.range(first, last, step, {npartitions = np})
+          assert.are.same(want, b:compute())
+          assert.are.equal(#want, b:count():compute())
+        end
+        for k, x in ipairs(want) do
+          assert.are.equal(first + (k - 1) * step, x)
+        end
+      end
+    end)
+
+    it("refuses nil from map with bag arguments and non-lists everywhere",
+       function()
+      local b = bag.from_sequence({1, 2, 3, 4, 5}, {npartitions = 2})
+      local m = b:map(function(x) if x ~= 2 then return x end end, b)
+      assert.matches("an element is nil", errmsg(m.compute, m))
+      local h = b:map_partitions(function() return 5 end)
+      assert.matches("map_partitions .*must be a list, got a number",
+                     errmsg(h.compute, h))
+      local d = bag.from_delayed({lask.delayed({1}), lask.delayed(5)})
+      for _, r in ipairs{d, d:min(), d:topk(1), d:distinct(), d:mean(),
+                         d:repartition(1)} do
+        assert.matches("a partition must be a list, got a number",
+                       errmsg(r.compute, r))
+      end
+      local s = bag.from_sequence({1, "ab"})
+      assert.matches("bag.flatten: an element is a number",
+                     errmsg(function() return s:flatten():compute() end))
+      assert.matches("bag.pluck: cannot take key 1 of a number",
+                     errmsg(function() return s:pluck(1):compute() end))
+    end)
+
+    it("joins with a list, a Delayed list, an Item or a bag", function()
+      local b = bag.from_sequence({1, 2, 3}, {npartitions = 2})
+      local other = {{1, "a"}, {3, "c"}, {3, "C"}}
+      local id = function(x) return x end
+      local first = function(y) return y[1] end
+      local want = {{{1, "a"}, 1}, {{3, "c"}, 3}, {{3, "C"}, 3}}
+      for _, o in ipairs{other, lask.delayed(other),
+                         bag.from_sequence(other, {npartitions = 2})} do
+        assert.are.same(want, b:join(o, id, first):compute())
+      end
+      assert.matches("argument 1 must be a list", errmsg(b.join, b, 5, id))
+    end)
+
+    it("names NaN and missing keys in topk, distinct and foldby", function()
+      local b = bag.from_sequence({1, 0 / 0, 3}, {npartitions = 2})
+      assert.matches("bag.topk: a key is NaN",
+                     errmsg(function() return b:topk(2):compute() end))
+      assert.matches("bag.distinct: a key is NaN",
+                     errmsg(function() return b:distinct():compute() end))
+      local t = bag.from_sequence({{1}, {}})
+      assert.matches("bag.topk: an element has no key",
+                     errmsg(function() return t:topk(1, 1):compute() end))
+      assert.matches("bag.foldby: an element has no key",
+        errmsg(function()
+          return t:foldby(1, function(a) return a end):compute()
+        end))
+    end)
+
+    it("splits a partition into balanced pieces that zip with others",
+       function()
+      local a = bag.range(10, {npartitions = 1}):repartition(3)
+      local z = a:zip(bag.from_sequence({1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+                                        {npartitions = 3}))
+      assert.are.equal(10, #z:compute())
+      local sizes = bag.range(5, {npartitions = 1}):repartition(4)
+        :map_partitions(function(p) return {#p} end):compute()
+      assert.are.same({1, 1, 1, 2}, sizes)
+    end)
+
+    it("keeps the variance of data far from zero", function()
+      math.randomseed(41)
+      local xs = {}
+      for i = 1, 200 do xs[i] = 1e15 + math.random(0, 20) end
+      local mean = 0
+      for _, x in ipairs(xs) do mean = mean + (x - 1e15) end
+      mean = mean / #xs
+      local ss = 0
+      for _, x in ipairs(xs) do ss = ss + ((x - 1e15) - mean) ^ 2 end
+      local got = bag.from_sequence(xs, {npartitions = 7}):var():compute()
+      assert.is_true(math.abs(got - ss / #xs) < 1e-6 * ss / #xs,
+                     ("%.17g vs %.17g"):format(got, ss / #xs))
     end)
 
     it("groups 0 and -0.0 together, and names a NaN key", function()

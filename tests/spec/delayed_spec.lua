@@ -300,9 +300,23 @@ describe("lask.compute options and errors", function()
   it("rejects unknown options and bad values", function()
     assert.matches("unknown option 'num_worker'", errmsg(lask.config.set,
       {num_worker = 2}))
-    assert.matches("must be a positive integer", errmsg(lask.config.set,
-      {num_workers = 0}))
+    for _, n in ipairs{0, 1.5, 100000} do
+      assert.matches("must be a whole number from 1 to 1024",
+                     errmsg(lask.config.set, {num_workers = n}))
+    end
     assert.matches("unknown option", errmsg(lask.delayed, print, {nouts = 1}))
+    -- the method forms know their argument is options: a typo is named
+    local d = lask.delayed(function() return 1 end)()
+    assert.matches("compute: unknown option 'schedular'", errmsg(d.compute, d,
+      {schedular = "sync"}))
+    assert.matches("persist: unknown option", errmsg(d.persist, d, {x = 1}))
+    local b = require("lask.bag").range(3)
+    assert.matches("unknown option 'schedular'", errmsg(b.compute, b,
+      {schedular = "sync"}))
+    assert.matches("unknown option 'schedular'", errmsg(function()
+      return b:sum():compute{schedular = "sync"}
+    end))
+    assert.are.equal(1, d:compute{})
   end)
 
   it("takes the scheduler from lask.config.set", function()
@@ -482,6 +496,33 @@ describe("schedulers agree", function()
   end)
 end)
 
+describe("registered metatables", function()
+  it("reach a worker before the module that registers them", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    core.mkdirs(dir)
+    local f = assert(io.open(dir .. "/lask_spec_mtmod.lua", "w"))
+    f:write('local M = {mt = {}}\n',
+            'require("lask").register_metatable("lask_spec_mtmod.P", M.mt)\n',
+            'function M.new(x) return setmetatable({x = x}, M.mt) end\n',
+            'return M\n')
+    f:close()
+    local path = package.path
+    package.path = dir .. "/?.lua;" .. path
+    local m = require "lask_spec_mtmod"
+    -- the argument is decoded in the worker before anything requires the
+    -- module there: the worker requires it to find the metatable
+    local ok, got = pcall(function()
+      return lask.delayed(function(q) return q.x end)(m.new(7))
+        :compute{scheduler = "threads"}
+    end)
+    package.path = path
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.is_true(ok, got)
+    assert.are.equal(7, got)
+  end)
+end)
+
 describe("lask.visualize", function()
   it("writes Graphviz output", function()
     local path = os.tmpname() .. ".dot"
@@ -490,6 +531,17 @@ describe("lask.visualize", function()
     os.remove(path)
     assert.matches("digraph lask", text, 1, true)
     assert.matches("->", text, 1, true)
+  end)
+
+  it("draws collections and names what it cannot draw", function()
+    local path = os.tmpname() .. ".dot"
+    local bag = require "lask.bag"
+    lask.visualize(bag.range(3, {npartitions = 2}):sum(), path)
+    local text = io.open(path):read("*a")
+    os.remove(path)
+    assert.matches("->", text, 1, true) -- the reduction's edges
+    assert.matches("element 2 is a number", errmsg(lask.visualize,
+      {inc(1), 5}, path))
   end)
 
   it("passes file names to the shell quoted: no command runs", function()
