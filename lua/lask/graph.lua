@@ -48,6 +48,9 @@ local function is_task(v)
 end
 
 --- Turns a raw graph into a table key -> Delayed (keys kept).
+--- Returns its argument (a task that renames a value in a raw graph).
+function M.identity(x) return x end
+
 function M.from_raw(graph)
   if type(graph) ~= "table" then
     error("lask.get: argument 1 must be a graph table, got " .. type(graph), 3)
@@ -73,11 +76,17 @@ function M.from_raw(graph)
     if building[key] then
       error(("lask.get: the graph has a cycle through key '%s'"):format(key), 0)
     end
+    if type(key) ~= "string" and type(key) ~= "number" then
+      error(("lask.get: keys must be strings or numbers, got a %s"):format(
+        type(key)), 0)
+    end
     building[key] = true
     local v = graph[key]
     local d
     if is_task(v) then
       d = convert(v)
+    elseif is_delayed(v) then -- the caller's own: named through a copy
+      d = delayed.make_call(M.identity, {n = 1, v}, "task", false)
     else
       d = delayed.delayed(convert(v))
       if not is_delayed(d) then d = delayed.delayed({convert(v)}):get(1) end

@@ -332,6 +332,17 @@ describe("lask.compute options and errors", function()
                    errmsg(lask.get, {a = 1}, "nope"))
   end)
 
+  it("leaves a Delayed used in a raw graph as it was", function()
+    local d = lask.delayed(function() return 7 end)()
+    local key = d:key()
+    assert.are.equal(8, lask.get({x = d, y = {function(v) return v + 1 end,
+                                              "x"}}, "y"))
+    assert.are.equal(key, d:key())
+    assert.are.equal(7, d:compute())
+    assert.matches("keys must be strings or numbers, got a boolean",
+                   errmsg(lask.get, {[true] = 1}, true))
+  end)
+
   it("reports a cycle in a raw graph", function()
     local g = {a = {function(x) return x end, "b"},
                b = {function(x) return x end, "a"}}
