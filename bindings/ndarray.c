@@ -708,7 +708,17 @@ static int nd_assign(lua_State *L) {
       ond != d->ndim || memcmp(osh, d->shape, sizeof(int64_t) * (size_t)ond))
     luaL_error(L, "lask: assign: a value of that shape does not fit");
   const char *why = NULL;
-  int rc = lask__nd_copy(s, d, &why);
+  int rc;
+  if (s->buf == d->buf) {
+    /* Source and destination share memory (a[2:] = a[:-1], m = m.T): the
+    ** source is copied first, as NumPy does, so no element is read after
+    ** it was overwritten. */
+    struct lask_nd *tmp = push_new(L, s->dtype, s->ndim, s->shape, 0);
+    rc = lask__nd_copy(s, tmp, &why);
+    if (rc == 0) rc = lask__nd_copy(tmp, d, &why);
+  } else {
+    rc = lask__nd_copy(s, d, &why);
+  }
   if (rc) nd_fail(L, rc, "assign", why);
   return 0;
 }

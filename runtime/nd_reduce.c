@@ -93,7 +93,12 @@ int lask__nd_reduce(const struct lask_nd *in, uint64_t mask, int op,
        memcmp(aux->shape, out->shape, sizeof(int64_t) * (size_t)nd) != 0))
     return fail(why, "SQDEV needs a float64 mean of the output's shape",
                 LASK_EINVAL);
-  int lane = nd_is_float(in->dtype) ? LASK_LANE_F : LASK_LANE_I;
+  /* A sum into a float output adds in floats, as NumPy's mean does (an
+  ** int64 sum of large values would wrap). */
+  int lane = nd_is_float(in->dtype) ||
+                     (op == LASK_RED_SUM && nd_is_float(out->dtype))
+                 ? LASK_LANE_F
+                 : LASK_LANE_I;
   size_t cells = (size_t)(ncell ? ncell : 1);
   /* acc (8 bytes per cell), count, position, squares (integer SQDEV) */
   char *mem = calloc(cells, 32);

@@ -1285,8 +1285,9 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, pair, ...)
   for i = 1, ndim do ones[i] = 1 end
   local function num(v, d) return nd_.new(d, ones, v) end
   local inputs = {...}
+  local moment = op == "mean" or op == "var" or op == "std"
   if not prog and full then -- a full reduction reads its block in one pass
-    prog = N_.LOAD
+    prog = (moment and not N_.is_float(dt)) and N_.LOADF or N_.LOAD
   end
   if prog and full and op ~= "argmin" and op ~= "argmax" then
     -- fused: run the program and reduce, storing nothing
@@ -1299,7 +1300,7 @@ function RT.partial(op, skipnan, axes0, prog, dt, gshape, starts, pair, ...)
       return nd_.eval_reduce(prog, name, skipnan, center, unpack(inputs))
     end
     local f, i, cnt = red(nm, 0)
-    local isf = N_.is_float(dt)
+    local isf = N_.is_float(dt) or prog == N_.LOADF
     if nm == "any" or nm == "all" then return {num(i ~= 0, "bool")} end
     if op == "mean" then
       return {num(isf and f or i, "float64"), num(cnt, "float64")}
@@ -1527,6 +1528,10 @@ local function reduction(x, op, opts, skipnan)
   local prog, ins, dt
   if x.expr then
     prog, ins, dt = N.compile(x.expr)
+    if (op == "mean" or op == "var" or op == "std") and not N.is_float(dt) then
+      -- integers add up in floats (see N.LOADF)
+      prog, ins, dt = N.compile(N.node("astype", x.expr, "float64"))
+    end
     local l2 = {}
     for i, a in ipairs(ins) do l2[i] = leaf_for(a, x.shape, x.chunks) end
     ins = l2
@@ -1684,19 +1689,36 @@ function methods:persist(opts)
   return new_blocks({unpack(x.shape)}, copy_chunks(x.chunks), x.dtype, blocks)
 end
 
+local npy_serial = 0
 function methods:to_npy(path, opts)
   if type(path) ~= "string" then fail("to_npy: expected a path (a string)", 2) end
+  if opts ~= nil then require("lask.config").check(opts, "to_npy") end
   local x = materialize(self)
-  nd.npy_create(path, x.dtype, x.shape)
+  -- Written to a new file beside 'path', renamed over it once every block
+  -- is in: the array may read 'path' itself, and a failed computation
+  -- leaves the old file as it was.
+  npy_serial = npy_serial + 1
+  local tmp = ("%s.lask-%s-%d.tmp"):format(path,
+    tostring(npy_serial):gsub("%W", ""), math.floor(core.now() * 1e6) % 2^30)
+  nd.npy_create(tmp, x.dtype, x.shape)
   local offs = {}
   for i, c in ipairs(x.chunks) do offs[i] = offsets(c) end
   local tasks = {}
   each_block(x.chunks, function(idx, k)
     local st = {}
     for i = 1, #idx do st[i] = offs[i][idx[i]] end
-    tasks[#tasks + 1] = D.npy_write(path, x.blocks[k], st)
+    tasks[#tasks + 1] = D.npy_write(tmp, x.blocks[k], st)
   end)
-  lask.compute(tasks, opts or {})
+  local ok, err = pcall(lask.compute, tasks, opts)
+  if not ok then
+    os.remove(tmp)
+    error(err, 0)
+  end
+  local moved, why = os.rename(tmp, path)
+  if not moved then
+    os.remove(tmp)
+    fail(("to_npy: cannot replace %s: %s"):format(path, tostring(why)), 2)
+  end
 end
 
 function Array.__tostring(x)

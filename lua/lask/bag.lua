@@ -442,17 +442,8 @@ end
 
 -- Parses "64MB", "1GiB", "512kB", 1e6 ... into bytes.
 local function parse_bytes(v, who)
-  local n
-  if type(v) == "number" then
-    n = v
-  elseif type(v) == "string" then
-    local num, unit = v:match("^%s*([%d%.]+)%s*(%a*)%s*$")
-    local mult = ({[""] = 1, B = 1, kB = 1e3, KB = 1e3, MB = 1e6, GB = 1e9,
-                   KiB = 1024, MiB = 1024 ^ 2, GiB = 1024 ^ 3})[unit or ""]
-    if num and tonumber(num) and mult then n = tonumber(num) * mult end
-  end
-  -- At least one whole byte, and finite (a for loop steps by it).
-  if n and n >= 1 and n < math.huge then return math.floor(n) end
+  local n = require("lask.config").bytes(v)
+  if n then return n end
   error(("%s: cannot read '%s' as a number of bytes (try \"64MB\")"):format(
     who, tostring(v)), 3)
 end
@@ -529,12 +520,18 @@ end
 local write_part = lask.delayed(function(part, path)
   local f, err = io.open(path, "wb")
   if not f then error("bag.to_textfiles: " .. err, 0) end
+  local ok, why = true, nil
   for i = 1, #part do
     local s = tostring(part[i])
-    f:write(s)
-    if s:sub(-1) ~= "\n" then f:write("\n") end
+    ok, why = f:write(s)
+    if ok and s:sub(-1) ~= "\n" then ok, why = f:write("\n") end
+    if not ok then break end
   end
-  f:close()
+  local closed, cwhy = f:close()
+  if not ok or not closed then -- a full disk, a quota, an I/O error
+    error(("bag.to_textfiles: cannot write %s: %s"):format(path,
+          tostring(why or cwhy)), 0)
+  end
   return path
 end, {name = "to-textfiles"})
 
@@ -555,7 +552,8 @@ function methods:to_textfiles(pattern, opts)
     local name = ("%0" .. width .. "d"):format(i)
     tasks[i] = write_part(p, (pattern:gsub("%*", name)))
   end
-  return lask.compute(tasks, opts or {})
+  if opts ~= nil then require("lask.config").check(opts, "to_textfiles") end
+  return (lask.compute(tasks, opts))
 end
 
 -- ------------------------------------------------------- element-wise ops

@@ -11,6 +11,25 @@ local function cores()
 end
 
 -- name -> {check = function(v) -> ok, default = value}
+-- Byte units, case-insensitive as Dask's parse_bytes ("64MB", "64mb").
+local UNITS = {[""] = 1, b = 1, kb = 1e3, mb = 1e6, gb = 1e9, tb = 1e12,
+               kib = 1024, mib = 1024 ^ 2, gib = 1024 ^ 3, tib = 1024 ^ 4}
+
+--- A number of bytes from 64e6 or "64MB" / "1.5GiB" / "512kb": a whole
+-- number >= 1, or nil when v is not one.
+function config.bytes(v)
+  local n
+  if type(v) == "number" then
+    n = v
+  elseif type(v) == "string" then
+    local num, unit = v:match("^%s*([%d%.]+)%s*(%a*)%s*$")
+    local mult = unit and UNITS[unit:lower()]
+    if num and tonumber(num) and mult then n = tonumber(num) * mult end
+  end
+  if n and n >= 1 and n < math.huge then return math.floor(n) end
+  return nil
+end
+
 local schema = {
   scheduler = {
     check = function(v)
@@ -35,9 +54,7 @@ local schema = {
     what = "a boolean", default = false,
   },
   memory_limit = {
-    check = function(v)
-      return (type(v) == "number" and v > 0) or type(v) == "string"
-    end,
+    check = function(v) return config.bytes(v) ~= nil end,
     what = 'a number of bytes or a string like "2GB"',
   },
   profile = {

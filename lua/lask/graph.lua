@@ -71,16 +71,18 @@ function M.from_raw(graph)
     end
     return v
   end
-  function build(key)
-    if built[key] then return built[key] end
-    if building[key] then
-      error(("lask.get: the graph has a cycle through key '%s'"):format(key), 0)
+  -- The keys that value v refers to (in tasks and plain tables).
+  local function deps_of(v, out)
+    if type(v) == "string" then
+      if graph[v] ~= nil then out[#out + 1] = v end
+    elseif is_task(v) then
+      for i = 2, #v do deps_of(v[i], out) end
+    elseif type(v) == "table" and getmetatable(v) == nil then
+      for _, x in pairs(v) do deps_of(x, out) end
     end
-    if type(key) ~= "string" and type(key) ~= "number" then
-      error(("lask.get: keys must be strings or numbers, got a %s"):format(
-        type(key)), 0)
-    end
-    building[key] = true
+  end
+  -- The Delayed of one key whose dependencies are all built.
+  local function make(key)
     local v = graph[key]
     local d
     if is_task(v) then
@@ -92,9 +94,42 @@ function M.from_raw(graph)
       if not is_delayed(d) then d = delayed.delayed({convert(v)}):get(1) end
     end
     d[1] = key
-    building[key] = nil
-    built[key] = d
     return d
+  end
+  -- Depth first with a stack of its own (a chain of 100k keys would
+  -- overflow the C stack through recursion), dependencies first.
+  function build(root)
+    if built[root] then return built[root] end
+    local stack = {}
+    local function push(key)
+      if type(key) ~= "string" and type(key) ~= "number" then
+        error(("lask.get: keys must be strings or numbers, got a %s"):format(
+          type(key)), 0)
+      end
+      building[key] = true
+      local deps = {}
+      deps_of(graph[key], deps)
+      stack[#stack + 1] = {key, deps, 1}
+    end
+    push(root)
+    while #stack > 0 do
+      local top = stack[#stack]
+      local deps, i = top[2], top[3]
+      if i <= #deps then
+        top[3] = i + 1
+        local k = deps[i]
+        if building[k] then
+          error(("lask.get: the graph has a cycle through key '%s'"):format(
+            k), 0)
+        end
+        if not built[k] then push(k) end
+      else
+        stack[#stack] = nil
+        built[top[1]] = make(top[1])
+        building[top[1]] = nil
+      end
+    end
+    return built[root]
   end
   return build, built
 end

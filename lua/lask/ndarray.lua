@@ -7,7 +7,9 @@
 -- integer type with float32 gives float32 for uint8 and float64 for int32
 -- and int64. A Lua number beside an array is "weak" (NumPy 2, NEP 50): an
 -- integer takes the array's dtype (int64 for a bool array), a float keeps a
--- float array's dtype and makes an integer one float64. As in Lua, `/` and
+-- float array's dtype and makes an integer one float64; an integer that
+-- does not fit a uint8 or int32 array's dtype is an error, as NumPy 2's
+-- OverflowError (comparisons excepted). As in Lua, `/` and
 -- `^` always give floats; arithmetic on two bools gives int64.
 --
 -- Axes and indexes are 1-based here and 0-based in C. Negative indexes
@@ -84,6 +86,7 @@ local FLOATBIN = {div = true, pow = true, fmax = true, fmin = true,
                   atan2 = true}
 local CMP = {eq = true, ne = true, lt = true, le = true, gt = true, ge = true}
 local LOGIC = {["and"] = true, ["or"] = true, xor = true}
+local INT_RANGE = {uint8 = {0, 255}, int32 = {-2147483648, 2147483647}}
 
 --- node(op, ...): an expression node with its dtype. Arguments are nodes
 -- or Lua scalars (numbers, booleans).
@@ -107,6 +110,13 @@ function M.node(op, ...)
   local sdt
   for i = 1, n do
     local a = args[i]
+    local range = adt and not CMP[op] and INT_RANGE[adt]
+    if range and mtype(a) == "integer" and (a < range[1] or a > range[2]) then
+      -- NEP 50: a weak integer must fit the array's dtype (NumPy 2 raises
+      -- OverflowError; wrapping silently would be a wrong answer)
+      error(("lask.array: %s: %s does not fit %s (astype the array first)")
+        :format(op, tostring(a), adt), 3)
+    end
     if type(a) ~= "table" then
       local d = adt and weak(a, adt) or
         (type(a) == "boolean" and "bool" or
@@ -581,6 +591,10 @@ end
 
 -- The program that reads its one input as it is (for plain reductions).
 M.LOAD = nd.assemble(1, 1, 0, {}, {nd.ops.load, 0, 0, 0})
+-- ... and the one that reads it as floats (means of integers add in
+-- floats, as NumPy's: an int64 sum of large values would wrap).
+M.LOADF = nd.assemble(2, 1, 1, {}, {nd.ops.load, 0, 0, 0,
+                                    nd.ops.tof, 1, 0, 0})
 
 --- check_positions(idx, what): raises "all-NaN slice" when an argmin or
 -- argmax found no value somewhere (a position of -1).

@@ -2333,6 +2333,70 @@ describe("lask arrays", function()
   end)
 
   --------------------------------------------------------------------------
+  describe("integers, overlaps and files", function()
+    it("adds int64 means and variances in floats, as NumPy", function()
+      local big = 4611686018427387904 -- 2^62
+      local a = N.full({3}, big, "int64")
+      assert.are.equal(big + 0.0, a:mean())
+      assert.are.equal(0, a:var())
+      assert.are.equal(0, a:std())
+      assert.are.same({big + 0.0, big + 0.0},
+        N.full({2, 2}, big, "int64"):mean{axis = 1}:totable())
+      for _, c in ipairs{1, 2, 3} do
+        local x = la.full({3}, big, {dtype = "int64", chunks = c})
+        assert.are.equal(big + 0.0, x:mean():compute())
+        assert.are.equal(0, x:var():compute())
+        assert.are.equal(big + 0.0, (x + 0):mean():compute())
+      end
+    end)
+
+    it("assigns from a view of the same array as from a copy", function()
+      local a = N.arange(0, 6)
+      a:slice{{2, 6}}:assign(a:slice{{1, 5}})
+      assert.are.same({0, 0, 1, 2, 3, 4}, a:totable())
+      local m = N.arange(0, 9):reshape{3, 3}
+      m:assign(m:T())
+      assert.are.same({{0, 3, 6}, {1, 4, 7}, {2, 5, 8}}, m:totable())
+      local r = N.arange(0, 5)
+      r:assign(r:slice{{-1, 1, -1}})
+      assert.are.same({4, 3, 2, 1, 0}, r:totable())
+    end)
+
+    it("writes .npy over its own input, and keeps the file on failure",
+       function()
+      local path = tmpfile("self.npy")
+      N.arange(0, 6):to_npy(path)
+      local x = la.from_npy(path, {chunks = 2})
+      ;(x + 1):to_npy(path)
+      assert.are.same({1, 2, 3, 4, 5, 6}, N.load(path):totable())
+      local bad = la.ones({6}, {chunks = 2}):map_blocks(function()
+        error("no block today")
+      end)
+      assert.matches("no block today", errmsg(bad.to_npy, bad, path))
+      assert.are.same({1, 2, 3, 4, 5, 6}, N.load(path):totable())
+    end)
+
+    it("refuses an integer scalar that does not fit the array's dtype",
+       function()
+      local u = N.from_table({0, 50, 200, 255}, "uint8")
+      for _, f in ipairs{function() return u + 300 end,
+                         function() return u - (-1) end,
+                         function() return N.maximum(u, 300) end,
+                         function() return N.where(u:gt(100), u, 300) end,
+                         function() return N.from_table({1}, "int32") *
+                                           4294967296 end} do
+        assert.matches("does not fit", errmsg(f))
+      end
+      -- comparisons and in-range scalars are fine; floats promote
+      assert.are.same({true, true, true, true}, u:lt(300):totable())
+      assert.are.same({5, 55, 205, 4}, (u + 5):totable())
+      assert.are.equal("float64", (u * 2.5).dtype)
+      assert.matches("does not fit", errmsg(function()
+        return (la.ones({2}, {dtype = "uint8", chunks = 1}) + 256):compute()
+      end))
+    end)
+  end)
+
   describe("axes and errors", function()
     local function eager() return N.zeros({2, 3, 4}) end
     local function chunked() return la.zeros({2, 3, 4}, {chunks = 2}) end

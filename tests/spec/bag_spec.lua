@@ -766,6 +766,32 @@ describe("bag text files", function()
     end
   end)
 
+  it("reports a write that fails (a full disk)", function()
+    local f = io.open("/dev/full", "wb")
+    if not f then return pending("this system has no /dev/full") end
+    f:close()
+    require("lask.core").mkdirs(dir .. "/full")
+    os.execute("ln -s /dev/full '" .. dir .. "/full/1.txt'")
+    assert.matches("cannot write .*1.txt: No space left on device",
+      errmsg(function()
+        return bag.from_sequence({("z"):rep(100000)}, {npartitions = 1})
+          :to_textfiles(dir .. "/full/*.txt")
+      end))
+  end)
+
+  it("takes byte sizes in any case, and checks memory_limit when set",
+     function()
+    write("m.txt", "a\nb\n")
+    assert.are.same({"a\n", "b\n"},
+      bag.read_text(dir .. "/m.txt", {blocksize = "1kb"}):compute())
+    assert.matches("memory_limit", errmsg(lask.config.set,
+      {memory_limit = "bogus"}))
+    assert.matches("memory_limit", errmsg(lask.config.set,
+      {memory_limit = 0.5}))
+    lask.config.set{memory_limit = "64mb"}
+    lask.config.reset()
+  end)
+
   it("writes names that sort in partition order", function()
     local paths = bag.range(11, {npartitions = 11})
       :to_textfiles(dir .. "/n/*.txt")

@@ -332,6 +332,13 @@ describe("lask.compute options and errors", function()
                    errmsg(lask.get, {a = 1}, "nope"))
   end)
 
+  it("runs a raw graph that is a chain of 100000 keys", function()
+    local g = {a0 = 0}
+    local inc1 = function(x) return x + 1 end
+    for i = 1, 100000 do g["a" .. i] = {inc1, "a" .. (i - 1)} end
+    assert.are.equal(100000, lask.get(g, "a100000", {scheduler = "sync"}))
+  end)
+
   it("leaves a Delayed used in a raw graph as it was", function()
     local d = lask.delayed(function() return 7 end)()
     local key = d:key()
