@@ -1087,6 +1087,13 @@ function la.stack(list, axis)
       fail(("stack: item %d has %d dimensions, expected %d"):format(i,
            a.ndim, first.ndim), 2)
     end
+    for d = 1, a.ndim do
+      if a.shape[d] ~= first.shape[d] then
+        fail(("stack: item %d has shape {%s}, item 1 {%s}: they must be " ..
+              "equal"):format(i, table.concat(a.shape, ", "),
+                             table.concat(first.shape, ", ")), 2)
+      end
+    end
     a = materialize(a)
     local shape, chunks = {unpack(a.shape)}, copy_chunks(a.chunks)
     table.insert(shape, z, 1)
@@ -1172,6 +1179,10 @@ function la.tensordot(x, y, axes)
     if x.shape[zx] ~= y.shape[zy] then
       fail(("tensordot: axis %d of x (%d) and axis %d of y (%d) differ")
         :format(zx, x.shape[zx], zy, y.shape[zy]), 2)
+    end
+    if sx[zx] or sy[zy] then
+      fail(("tensordot: axis %d of %s is listed twice"):format(
+        sx[zx] and zx or zy, sx[zx] and "x" or "y"), 2)
     end
     sx[zx], sy[zy] = true, true
     k = k * x.shape[zx]

@@ -2376,6 +2376,15 @@ describe("lask arrays", function()
       assert.are.same({1, 2, 3, 4, 5, 6}, N.load(path):totable())
     end)
 
+    it("names the culprit in stack and tensordot", function()
+      local a, b = la.ones({2, 3}, {chunks = 1}), la.ones({2, 4}, {chunks = 1})
+      assert.matches("stack: item 2 has shape {2, 4}, item 1 {2, 3}",
+                     errmsg(la.stack, {a, b}))
+      local x = la.ones({2, 2}, {chunks = 1})
+      assert.matches("tensordot: axis 1 of x is listed twice",
+                     errmsg(la.tensordot, x, x, {{1, 1}, {1, 2}}))
+    end)
+
     it("refuses an integer scalar that does not fit the array's dtype",
        function()
       local u = N.from_table({0, 50, 200, 255}, "uint8")
