@@ -304,7 +304,17 @@ end
 local function run(node)
   local prog, inputs, dt = M.compile(node)
   if inputs[1] == false then inputs[1] = nd.new("float64", {}) end
-  return nd.eval(prog, dt, unpack(inputs))
+  local ok, r = pcall(nd.eval, prog, dt, unpack(inputs))
+  if ok then return r end
+  if tostring(r):find("do not broadcast", 1, true) then -- name the shapes
+    local shapes = {}
+    for i, a in ipairs(inputs) do
+      shapes[i] = "{" .. table.concat(a.shape, ", ") .. "}"
+    end
+    error(("lask: shapes %s do not broadcast together"):format(
+      table.concat(shapes, ", ")), 0)
+  end
+  error(r, 0)
 end
 M.run = run
 

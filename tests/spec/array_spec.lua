@@ -2447,6 +2447,10 @@ describe("lask arrays", function()
         local x = mk()
         assert.matches("broadcast",
                        errmsg(function() return x + N.zeros({5}) end))
+        if kind == "eager" then
+          assert.matches("shapes {2, 3, 4}, {5} do not broadcast", errmsg(
+            function() return x + N.zeros({5}) end))
+        end
         assert.matches("broadcast", errmsg(function() return x * mk():T() end))
         assert.matches("not a permutation", errmsg(function()
           return value_of(x.transpose, x, {1, 1, 2})
