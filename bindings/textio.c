@@ -250,7 +250,42 @@ static int l_mkdirs(lua_State *L) {
   return 0;
 }
 
+/* replace_target(path) -> the file a write to 'path' should replace: the
+** end of its chain of symbolic links (so that writing through a link
+** updates what it points to), or 'path' itself when it does not exist. */
+static int l_replace_target(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char *r = realpath(path, NULL);
+  if (r == NULL) {
+    lua_pushvalue(L, 1);
+    return 1;
+  }
+  lua_pushstring(L, r);
+  free(r);
+  return 1;
+}
+
+/* copy_mode(from, to): gives 'to' the permission bits of 'from' (when
+** 'from' exists); true, or nil and the reason. */
+static int l_copy_mode(lua_State *L) {
+  const char *from = luaL_checkstring(L, 1), *to = luaL_checkstring(L, 2);
+  struct stat st;
+  if (stat(from, &st) != 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (chmod(to, st.st_mode & 07777) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg textio_funcs[] = {
+  {"replace_target", l_replace_target},
+  {"copy_mode", l_copy_mode},
   {"read_block", l_read_block},
   {"read_gzip", l_read_gzip},
   {"file_size", l_file_size},

@@ -396,6 +396,7 @@ function la.full(shape, v, opts)
   shape = check_shape(shape, "full")
   local dt = N.check_dtype(opts.dtype, "full") or (type(v) == "boolean" and
     "bool" or (N.mtype(v) == "integer" and "int64" or "float64"))
+  N.check_fits(v, dt, "full")
   return from_fn(shape, opts, "full", dt, function(bs)
     return D.new(dt, bs, v)
   end)
@@ -1703,15 +1704,24 @@ end
 local npy_serial = 0
 function methods:to_npy(path, opts)
   if type(path) ~= "string" then fail("to_npy: expected a path (a string)", 2) end
-  if opts ~= nil then require("lask.config").check(opts, "to_npy") end
+  if opts ~= nil then
+    require("lask.config").check(opts, "lask.array: to_npy")
+  end
   local x = materialize(self)
-  -- Written to a new file beside 'path', renamed over it once every block
-  -- is in: the array may read 'path' itself, and a failed computation
-  -- leaves the old file as it was.
+  -- Written to a new file in the target's directory, renamed over it once
+  -- every block is in: the array may read the target itself, and a failed
+  -- computation leaves the old file as it was. Through a symbolic link,
+  -- the file it points to is replaced, and keeps its permission bits.
+  local target = core.replace_target(path)
+  local dir = target:match("^(.*)/[^/]*$") or "."
   npy_serial = npy_serial + 1
-  local tmp = ("%s.lask-%s-%d.tmp"):format(path,
-    tostring(npy_serial):gsub("%W", ""), math.floor(core.now() * 1e6) % 2^30)
-  nd.npy_create(tmp, x.dtype, x.shape)
+  local tmp = ("%s/.lask-%d-%d.npy.tmp"):format(dir == "" and "/" or dir,
+    npy_serial, math.floor(core.now() * 1e6) % 2^30)
+  local created, why = pcall(nd.npy_create, tmp, x.dtype, x.shape)
+  if not created then
+    fail(("to_npy: cannot write %s: %s"):format(path,
+      tostring(why):match(": ([^:]*)$") or tostring(why)), 2)
+  end
   local offs = {}
   for i, c in ipairs(x.chunks) do offs[i] = offsets(c) end
   local tasks = {}
@@ -1721,14 +1731,11 @@ function methods:to_npy(path, opts)
     tasks[#tasks + 1] = D.npy_write(tmp, x.blocks[k], st)
   end)
   local ok, err = pcall(lask.compute, tasks, opts)
+  if ok then ok, err = core.copy_mode(target, tmp) end
+  if ok then ok, err = os.rename(tmp, target) end
   if not ok then
     os.remove(tmp)
     error(err, 0)
-  end
-  local moved, why = os.rename(tmp, path)
-  if not moved then
-    os.remove(tmp)
-    fail(("to_npy: cannot replace %s: %s"):format(path, tostring(why)), 2)
   end
 end
 

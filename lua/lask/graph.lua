@@ -87,11 +87,16 @@ function M.from_raw(graph)
     local d
     if is_task(v) then
       d = convert(v)
-    elseif is_delayed(v) then -- the caller's own: named through a copy
-      d = delayed.make_call(M.identity, {n = 1, v}, "task", false)
     else
-      d = delayed.delayed(convert(v))
-      if not is_delayed(d) then d = delayed.delayed({convert(v)}):get(1) end
+      local c = convert(v)
+      if is_delayed(c) then
+        -- another key's value (an alias, b = "a") or the caller's own
+        -- Delayed: named through a copy, the original keeps its name
+        d = delayed.make_call(M.identity, {n = 1, c}, "task", false)
+      else
+        d = delayed.delayed(c)
+        if not is_delayed(d) then d = delayed.delayed({c}):get(1) end
+      end
     end
     d[1] = key
     return d

@@ -88,6 +88,17 @@ local CMP = {eq = true, ne = true, lt = true, le = true, gt = true, ge = true}
 local LOGIC = {["and"] = true, ["or"] = true, xor = true}
 local INT_RANGE = {uint8 = {0, 255}, int32 = {-2147483648, 2147483647}}
 
+--- check_fits(v, dt, who): an integer v must fit dtype dt (uint8, int32),
+-- as NumPy 2 requires (it raises OverflowError; wrapping would be a
+-- silent wrong answer).
+function M.check_fits(v, dt, who)
+  local range = INT_RANGE[dt]
+  if range and mtype(v) == "integer" and (v < range[1] or v > range[2]) then
+    error(("lask.array: %s: %s does not fit %s (astype the array first)")
+      :format(who, tostring(v), dt), 3)
+  end
+end
+
 --- node(op, ...): an expression node with its dtype. Arguments are nodes
 -- or Lua scalars (numbers, booleans).
 function M.node(op, ...)
@@ -110,13 +121,8 @@ function M.node(op, ...)
   local sdt
   for i = 1, n do
     local a = args[i]
-    local range = adt and not CMP[op] and INT_RANGE[adt]
-    if range and mtype(a) == "integer" and (a < range[1] or a > range[2]) then
-      -- NEP 50: a weak integer must fit the array's dtype (NumPy 2 raises
-      -- OverflowError; wrapping silently would be a wrong answer)
-      error(("lask.array: %s: %s does not fit %s (astype the array first)")
-        :format(op, tostring(a), adt), 3)
-    end
+    -- NEP 50: a weak integer must fit the array's dtype
+    if adt and not CMP[op] then M.check_fits(a, adt, op) end
     if type(a) ~= "table" then
       local d = adt and weak(a, adt) or
         (type(a) == "boolean" and "bool" or
@@ -393,7 +399,12 @@ function methods.__tostring(a)
 end
 
 methods.get = nd.get
-methods.set = nd.set
+--- set(i, ..., v): element (i, ...) = v; an integer v must fit the dtype.
+function methods:set(...)
+  local n = select("#", ...)
+  M.check_fits((select(n, ...)), self.dtype, "set")
+  return nd.set(self, ...)
+end
 methods.totable = nd.totable
 methods.flat = nd.flat
 methods.copy = function(a) return nd.copy(a) end
@@ -572,7 +583,10 @@ function methods:to_npy(path) nd.npy_write(path, self) end
 
 function methods:assign(value)
   if is_nd(value) then nd.assign(self, value)
-  else nd.assign(self, nd.new(self.dtype, {}, value)) end
+  else
+    M.check_fits(value, self.dtype, "assign")
+    nd.assign(self, nd.new(self.dtype, {}, value))
+  end
   return self
 end
 
@@ -763,6 +777,7 @@ end
 function M.full(shape, v, dtype)
   dtype = check_dtype(dtype, "full") or (type(v) == "boolean" and "bool" or
     (mtype(v) == "integer" and "int64" or "float64"))
+  M.check_fits(v, dtype, "full")
   return nd.new(dtype, shape_of(shape, "full"), v)
 end
 M.empty = M.zeros

@@ -2376,6 +2376,29 @@ describe("lask arrays", function()
       assert.are.same({1, 2, 3, 4, 5, 6}, N.load(path):totable())
     end)
 
+    it("writes .npy through links, with long names, naming bad paths",
+       function()
+      local x = la.arange(0, 10, 1, {chunks = 3})
+      local long = tmpfile(("L"):rep(200) .. ".npy")
+      x:to_npy(long)
+      assert.are.same(x:compute():totable(), N.load(long):totable())
+      local real, link = tmpfile("real.npy"), tmpfile("link.npy")
+      write_file(real, "")
+      assert(sh_ok("chmod 640 " .. quote(real) .. " && ln -s " ..
+                   quote(real) .. " " .. quote(link)))
+      x:to_npy(link)
+      assert.are.same(x:compute():totable(), N.load(real):totable())
+      assert.is_true(sh_ok("test -L " .. quote(link)), "the link stays")
+      local p = io.popen("stat -c %a " .. quote(real))
+      assert.are.equal("640", p:read("l"))
+      p:close()
+      assert.matches("to_npy: cannot write /nonexistent_lask_dir/a.npy: ",
+                     errmsg(x.to_npy, x, "/nonexistent_lask_dir/a.npy"))
+      local left = io.popen("ls -a " .. quote(TMP) .. " | grep -c lask-")
+      assert.are.equal("0", left:read("l"))
+      left:close()
+    end)
+
     it("names the culprit in stack and tensordot", function()
       local a, b = la.ones({2, 3}, {chunks = 1}), la.ones({2, 4}, {chunks = 1})
       assert.matches("stack: item 2 has shape {2, 4}, item 1 {2, 3}",
@@ -2403,6 +2426,15 @@ describe("lask arrays", function()
       assert.matches("does not fit", errmsg(function()
         return (la.ones({2}, {dtype = "uint8", chunks = 1}) + 256):compute()
       end))
+      -- and where values are stored
+      assert.matches("assign: 300 does not fit uint8", errmsg(u.assign, u, 300))
+      assert.matches("set: %-1 does not fit uint8", errmsg(u.set, u, 1, -1))
+      assert.matches("full: 300 does not fit uint8",
+                     errmsg(N.full, {2}, 300, "uint8"))
+      assert.matches("full: 300 does not fit uint8",
+                     errmsg(la.full, {2}, 300, {dtype = "uint8"}))
+      u:set(1, 7)
+      assert.are.equal(7, u:get(1))
     end)
   end)
 

@@ -348,6 +348,9 @@ describe("lask.compute options and errors", function()
     assert.are.equal(7, d:compute())
     assert.matches("keys must be strings or numbers, got a boolean",
                    errmsg(lask.get, {[true] = 1}, true))
+    -- an alias (b = "a") does not rename a's task either
+    assert.matches("task 'a' raised", errmsg(lask.get,
+      {a = {function() error("boom", 0) end}, b = "a"}, {"a", "b"}))
   end)
 
   it("reports a cycle in a raw graph", function()
