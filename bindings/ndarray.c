@@ -250,12 +250,40 @@ static int nd_get(lua_State *L) {
   return 1;
 }
 
+/* An integer value at 'idx' must fit a uint8 or int32 dtype, as NumPy 2
+** requires (it raises OverflowError; wrapping would be a silent wrong
+** answer). Integer: a Lua 5.4 integer, or a whole number in LuaJIT. */
+static void fits_or_fail(lua_State *L, int idx, int dt, const char *who) {
+  if ((dt != LASK_DT_U8 && dt != LASK_DT_I32) ||
+      lua_type(L, idx) != LUA_TNUMBER)
+    return;
+  lua_Number v = lua_tonumber(L, idx);
+#if LASK_HAS_INTEGERS
+  if (!lua_isinteger(L, idx)) return;
+#else
+  if (v != floor(v)) return;
+#endif
+  double lo = dt == LASK_DT_U8 ? 0 : -2147483648.0;
+  double hi = dt == LASK_DT_U8 ? 255 : 2147483647.0;
+  if (v < lo || v > hi)
+    lask__fail(L, "lask.array: %s: %s does not fit %s (astype the array "
+               "first)", who, lua_tostring(L, idx), dtype_names[dt]);
+}
+
+/* nd.check_fits(v, dtype, who): see fits_or_fail. */
+static int nd_check_fits(lua_State *L) {
+  int dt = check_dtype(L, 2);
+  fits_or_fail(L, 1, dt, luaL_checkstring(L, 3));
+  return 0;
+}
+
 static int nd_set(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
   int top = lua_gettop(L);
   if (top != a->ndim + 2)
     luaL_error(L, "lask: set takes %d indexes and a value", a->ndim);
   char *p = elem_at(L, a, 2);
+  fits_or_fail(L, top, a->dtype, "set");
   set_elem(L, top, p, a->dtype);
   return 0;
 }
@@ -1234,6 +1262,7 @@ static const luaL_Reg nd_funcs[] = {
   {"random", nd_random},
   {"get", nd_get},
   {"set", nd_set},
+  {"check_fits", nd_check_fits},
   {"totable", nd_totable},
   {"flat", nd_flat},
   {"ptr", nd_ptr},

@@ -86,18 +86,10 @@ local FLOATBIN = {div = true, pow = true, fmax = true, fmin = true,
                   atan2 = true}
 local CMP = {eq = true, ne = true, lt = true, le = true, gt = true, ge = true}
 local LOGIC = {["and"] = true, ["or"] = true, xor = true}
-local INT_RANGE = {uint8 = {0, 255}, int32 = {-2147483648, 2147483647}}
 
 --- check_fits(v, dt, who): an integer v must fit dtype dt (uint8, int32),
--- as NumPy 2 requires (it raises OverflowError; wrapping would be a
--- silent wrong answer).
-function M.check_fits(v, dt, who)
-  local range = INT_RANGE[dt]
-  if range and mtype(v) == "integer" and (v < range[1] or v > range[2]) then
-    error(("lask.array: %s: %s does not fit %s (astype the array first)")
-      :format(who, tostring(v), dt), 3)
-  end
-end
+-- as NumPy 2 requires; the rule is nd.set's (in C).
+M.check_fits = nd.check_fits
 
 --- node(op, ...): an expression node with its dtype. Arguments are nodes
 -- or Lua scalars (numbers, booleans).
@@ -399,12 +391,7 @@ function methods.__tostring(a)
 end
 
 methods.get = nd.get
---- set(i, ..., v): element (i, ...) = v; an integer v must fit the dtype.
-function methods:set(...)
-  local n = select("#", ...)
-  M.check_fits((select(n, ...)), self.dtype, "set")
-  return nd.set(self, ...)
-end
+methods.set = nd.set -- an integer value must fit the dtype
 methods.totable = nd.totable
 methods.flat = nd.flat
 methods.copy = function(a) return nd.copy(a) end
