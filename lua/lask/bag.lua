@@ -126,9 +126,9 @@ function bag.not_list(x)
   error(("bag.flatten: an element is a %s, not a list"):format(type(x)), 0)
 end
 
-function bag.not_indexable(x, k)
-  error(("bag.pluck: cannot take key %s of a %s"):format(tostring(k),
-                                                          type(x)), 0)
+function bag.not_indexable(x, k, who)
+  error(("%s: cannot take key %s of a %s"):format(who or "bag.pluck",
+                                                  tostring(k), type(x)), 0)
 end
 
 function bag.uncountable(x)
@@ -182,11 +182,7 @@ local function compile_steps(steps, source, sink, src)
   if source == "range" then
     n = src[4] - src[3] + 1
   else
-    if type(src) ~= "table" then
-      error(("lask.bag: a partition must be a list, got a %s"):format(
-        type(src)), 0)
-    end
-    n = #src
+    n = #bag.check_list(src)
   end
   local cache = cache_for(steps, n)
   local fn = cache[sig]

@@ -319,10 +319,7 @@ local function key_fn(key)
   if key == nil then return function(x) return x end end
   if type(key) == "function" then return key end
   return function(x)
-    if type(x) ~= "table" then
-      error(("lask.bag: cannot take key %s of a %s"):format(tostring(key),
-                                                          type(x)), 0)
-    end
+    if type(x) ~= "table" then bag.not_indexable(x, key, "lask.bag") end
     return x[key]
   end
 end
@@ -434,7 +431,7 @@ function ops.key_hash(k)
   local s
   if t == "string" then s = "s" .. k
   elseif t == "number" then
-    if k ~= k then error("bag.groupby: a key is NaN (it equals nothing)", 0) end
+    check_key(k, "bag.groupby")
     s = k == 0 and "i0" or (k == math.floor(k) and k >= -2^53 and k <= 2^53) and
         ("i" .. string.format("%.0f", k)) or ("f" .. string.format("%.17g", k))
   elseif t == "boolean" then s = k and "t" or "f"
@@ -840,11 +837,8 @@ function methods:compute(opts)
   local parts = self:to_delayed()
   local lists = lask.compute(parts, opts or {})
   local out = {}
-  for k, l in ipairs(lists) do
-    if type(l) ~= "table" then
-      error(("lask.bag: partition %d is a %s, not a list"):format(k, type(l)),
-            2)
-    end
+  for _, l in ipairs(lists) do
+    bag.check_list(l)
     for i = 1, #l do out[#out + 1] = l[i] end
   end
   return out
@@ -868,11 +862,8 @@ function methods:take(n, npartitions)
   for i = 1, math.min(npartitions, #parts) do some[i] = parts[i] end
   local lists = lask.compute(some)
   local out = {}
-  for k, l in ipairs(lists) do
-    if type(l) ~= "table" then
-      error(("lask.bag: partition %d is a %s, not a list"):format(k, type(l)),
-            2)
-    end
+  for _, l in ipairs(lists) do
+    bag.check_list(l)
     for i = 1, #l do
       if #out >= n then return out end
       out[#out + 1] = l[i]
