@@ -163,9 +163,10 @@ TEST(nd_eval_reduce_pairs_blocks_of_a_symmetric_expression) {
   lask__nd_clear(&m);
 }
 
-/* The tiled path: a transposed operand of 70 rows (two whole tiles and a
-** short one) and 600 columns (a band of 512 and a short one), for 8- and
-** 4-byte dtypes, in eval and in a paired reduction. */
+/* The tiled path: a transposed operand of 71 rows (whole tiles and an odd
+** short one) and 1101 columns (a band of 1024 cut into runs of 512, and an
+** odd short band), for 8- and 4-byte dtypes, in eval, in plain reductions
+** (a sum that ends in + - or * adds as it goes) and in paired ones. */
 static void fill_pattern(struct lask_nd *a) {
   int64_t n = lask__nd_size(a);
   char *d = lask__nd_data(a);
@@ -189,14 +190,14 @@ TEST(nd_eval_tiles_transposed_operands) {
   const int dts[] = {LASK_DT_F64, LASK_DT_F32, LASK_DT_I32};
   for (int t = 0; t < 3; t++) {
     struct lask_nd m, b, out;
-    int64_t sm[] = {600, 70}, sb[] = {70, 600};
+    int64_t sm[] = {1101, 71}, sb[] = {71, 1101};
     ASSERT_EQ(lask__nd_alloc(&m, dts[t], 2, sm, 0), 0);
     ASSERT_EQ(lask__nd_alloc(&b, dts[t], 2, sb, 0), 0);
     fill_pattern(&m);
     fill_pattern(&b);
-    struct lask_nd mt = m; /* 70 x 600, stepping across m's rows */
-    mt.shape[0] = 70;
-    mt.shape[1] = 600;
+    struct lask_nd mt = m; /* 71 x 1101, stepping across m's rows */
+    mt.shape[0] = 71;
+    mt.shape[1] = 1101;
     mt.strides[0] = m.strides[1];
     mt.strides[1] = m.strides[0];
     int odt = dts[t] == LASK_DT_I32 ? LASK_DT_I64 : LASK_DT_F64;
@@ -205,15 +206,35 @@ TEST(nd_eval_tiles_transposed_operands) {
     const char *why = NULL;
     ASSERT_EQ(lask__nd_eval(ADD_PROG, sizeof ADD_PROG, 2, in, &out, &why), 0);
     int bad = 0;
-    for (int64_t i = 0; i < 70; i++)
-      for (int64_t j = 0; j < 600; j++)
-        if (elem(&out, i, j) != elem(&b, i, j) + elem(&m, j, i)) bad++;
+    double want[3] = {0, 0, 0}; /* sums of b + m^T, b - m^T, b * m^T */
+    for (int64_t i = 0; i < 71; i++)
+      for (int64_t j = 0; j < 1101; j++) {
+        double x = elem(&b, i, j), y = elem(&m, j, i);
+        if (elem(&out, i, j) != x + y) bad++;
+        want[0] += x + y;
+        want[1] += x - y;
+        want[2] += x * y;
+      }
     ASSERT_EQ(bad, 0);
+    const uint8_t ops[3] = {LASK_OP_ADD, LASK_OP_SUB, LASK_OP_MUL};
+    for (int o = 0; o < 3; o++) {
+      uint8_t prog[sizeof ADD_PROG];
+      memcpy(prog, ADD_PROG, sizeof prog);
+      prog[12] = ops[o];
+      struct lask_red_acc acc;
+      memset(&acc, 0, sizeof acc);
+      ASSERT_EQ(lask__nd_eval_reduce(prog, sizeof prog, 2, in, LASK_RED_SUM,
+                                     0, NULL, &acc, &why),
+                0);
+      double got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
+      ASSERT_EQ(got, want[o]); /* small integers: exact in any order */
+      ASSERT_EQ(acc.count, 71 * 1101);
+    }
     lask__nd_clear(&out);
     lask__nd_clear(&b);
     lask__nd_clear(&m);
   }
-  /* paired: blocks (0,1) and (1,0) of a 140x140 M, a * a - b over 70x70
+  /* paired: blocks (0,1) and (1,0) of a 142x142 M, a * a - b over 71x71
   ** views (exact sums: small integers) */
   static const uint8_t SQ_PROG[] = {4, 2, 0, 3, LASK_OP_LOAD, 0, 0, 0,
                                     LASK_OP_LOAD, 1, 1, 0,
@@ -221,20 +242,20 @@ TEST(nd_eval_tiles_transposed_operands) {
                                     LASK_OP_SUB, 3, 2, 1};
   for (int t = 0; t < 3; t++) {
     struct lask_nd m;
-    int64_t sm[] = {140, 140};
+    int64_t sm[] = {142, 142};
     ASSERT_EQ(lask__nd_alloc(&m, dts[t], 2, sm, 0), 0);
     fill_pattern(&m);
     int64_t isz = m.strides[1];
     struct lask_nd a = m, bt = m;
-    a.shape[0] = a.shape[1] = bt.shape[0] = bt.shape[1] = 70;
-    a.offset = 70 * isz;
-    bt.offset = 70 * 140 * isz;
+    a.shape[0] = a.shape[1] = bt.shape[0] = bt.shape[1] = 71;
+    a.offset = 71 * isz;
+    bt.offset = 71 * 142 * isz;
     bt.strides[0] = isz;
-    bt.strides[1] = 140 * isz;
+    bt.strides[1] = 142 * isz;
     double want = 0, want_max = -1;
-    for (int64_t r = 0; r < 70; r++)
-      for (int64_t c = 0; c < 70; c++) {
-        double x = elem(&m, r, 70 + c), y = elem(&m, 70 + c, r);
+    for (int64_t r = 0; r < 71; r++)
+      for (int64_t c = 0; c < 71; c++) {
+        double x = elem(&m, r, 71 + c), y = elem(&m, 71 + c, r);
         want += (x * x - y) + (y * y - x);
         want_max = fmax(want_max, fmax(x * x - y, y * y - x));
       }
@@ -243,7 +264,7 @@ TEST(nd_eval_tiles_transposed_operands) {
     ASSERT_EQ(reduce_pair(SQ_PROG, sizeof SQ_PROG, in, LASK_RED_SUM, &acc), 0);
     double got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
     ASSERT_EQ(got, want);
-    ASSERT_EQ(acc.count, 2 * 70 * 70);
+    ASSERT_EQ(acc.count, 2 * 71 * 71);
     ASSERT_EQ(reduce_pair(SQ_PROG, sizeof SQ_PROG, in, LASK_RED_MAX, &acc), 0);
     got = dts[t] == LASK_DT_I32 ? (double)acc.i : acc.f;
     ASSERT_EQ(got, want_max);
