@@ -140,6 +140,14 @@ void lask__buf_stats(size_t *live, size_t *pooled) {
   pthread_mutex_unlock(&pool_lock);
 }
 
+size_t lask__buf_gc_every(void) {
+  pthread_mutex_lock(&pool_lock);
+  size_t every = pool_limit / 4;
+  pthread_mutex_unlock(&pool_lock);
+  size_t most = (size_t)64 << 20;
+  return every < most ? every : most;
+}
+
 void lask__buf_pool_limit(size_t limit) {
   struct lask_buf *drop[POOL_SLOTS];
   int n = 0;
