@@ -9,6 +9,7 @@
 local lask = require "lask"
 local delayed = require "lask.delayed"
 local core = require "lask.core"
+local inline = require "lask.bag_inline"
 
 local unpack = table.unpack or unpack -- LuaJIT has only the global
 local bag = {}
@@ -136,32 +137,83 @@ function bag.uncountable(x)
   error("bag.frequencies: cannot count NaN (it is not equal to itself)", 0)
 end
 
+-- Names the generated loops use: an inlined function's parameters must
+-- not hide them from the code that follows.
+local RESERVED = {}
+for w in ([[src S B nil_element uncountable not_list not_indexable type acc
+  out m k r0 rs i0 xs v x]]):gmatch("[%w_]+") do
+  RESERVED[w] = true
+end
+
+local function reserved(p)
+  return RESERVED[p] or p:match("^[fi]%d+$") or p:match("^a%d+_%d+$")
+end
+
+-- Binds an inlined function's parameters to the call's arguments. Returns
+-- the binding and whether it may stay in scope for the rest of the loop
+-- body (no parameter hides a name the loop uses; the first may be x, then
+-- bound to x itself).
+local function bind(inf, args)
+  local open = true
+  for j, p in ipairs(inf.params) do
+    if reserved(p) and not (j == 1 and p == "x") then open = false end
+  end
+  local ps = inf.params
+  if #ps == 0 or (#ps == 1 and ps[1] == "x") then return "", open end
+  return ("local %s = %s "):format(table.concat(ps, ", "),
+                                   table.concat(args, ", ")), open
+end
+
 -- The source of the loop body for steps[i..]: 'x' holds the element.
-local function gen_steps(steps, i, depth, sink)
+-- inl[i], when set, is step i's function inlined (lask.bag_inline): its
+-- expression goes where the marker "\0i\0" stands, at the start of a line.
+local function gen_steps(steps, i, depth, sink, inl)
   local s = steps[i]
   if s == nil then return SINKS[sink] end
-  local kind = s[1]
+  local kind, inf = s[1], inl[i]
   if kind == "map" then
     local args = {"x"}
     for j = 3, s.n do args[#args + 1] = ("a%d_%d"):format(i, j) end
+    if inf then
+      local b, open = bind(inf, args)
+      if open then -- the parameters may stay in scope: no temporary
+        return ("%sx = (\n\0%d\0)\n"):format(b, i) ..
+               gen_steps(steps, i + 1, depth, sink, inl)
+      end
+      return ("local lask_v%d do %slask_v%d = (\n\0%d\0) end " ..
+              "x = lask_v%d\n"):format(i, b, i, i, i) ..
+             gen_steps(steps, i + 1, depth, sink, inl)
+    end
     return ("x = f%d(%s)\n"):format(i, table.concat(args, ", ")) ..
-           gen_steps(steps, i + 1, depth, sink)
+           gen_steps(steps, i + 1, depth, sink, inl)
   elseif kind == "filter" or kind == "remove" then
-    return ("if %sf%d(x) then\n"):format(kind == "remove" and "not " or "",
-                                         i) ..
-           gen_steps(steps, i + 1, depth, sink) .. "end\n"
+    local test = ("f%d(x)"):format(i)
+    local pre = ""
+    if inf then
+      local b, open = bind(inf, {"x"})
+      if open then
+        pre, test = b, ("(\n\0%d\0)"):format(i)
+      else
+        pre = ("local lask_v%d do %slask_v%d = (\n\0%d\0) end\n"):format(
+          i, b, i, i)
+        test = ("lask_v%d"):format(i)
+      end
+    end
+    return pre .. ("if %s%s then\n"):format(kind == "remove" and "not " or "",
+                                            test) ..
+           gen_steps(steps, i + 1, depth, sink, inl) .. "end\n"
   elseif kind == "pluck" then
     local miss = s.has_default and ("v = a%d_3"):format(i) or
       ("error(('bag.pluck: element has no key \\'%%s\\''):format(" ..
        "tostring(f%d)), 0)"):format(i)
     return ("do if type(x) ~= 'table' then not_indexable(x, f%d) end\n" ..
             "local v = x[f%d]; if v == nil then %s end; x = v\n"):format(i,
-             i, miss) .. gen_steps(steps, i + 1, depth, sink) .. "end\n"
+             i, miss) .. gen_steps(steps, i + 1, depth, sink, inl) .. "end\n"
   elseif kind == "flatten" then
     local v = "i" .. depth
     return ("local xs = x; if type(xs) ~= 'table' then not_list(xs) end\n" ..
             "for %s = 1, #xs do local x = xs[%s]\n"):format(v, v) ..
-           gen_steps(steps, i + 1, depth + 1, sink) .. "end\n"
+           gen_steps(steps, i + 1, depth + 1, sink, inl) .. "end\n"
   end
   error("lask: internal: unknown bag step " .. tostring(kind), 0)
 end
@@ -172,7 +224,13 @@ end
 -- generated, never stored); 'sink'
 -- is "list" (returns the new list), "sum" / "count" (returns the total,
 -- with no list at all) or "frequencies" (returns {value = count}).
-local function compile_steps(steps, source, sink, src)
+-- On Lua 5.4 a long partition's loop inlines the functions it can (see
+-- lask.bag_inline); it is then cached by its source, and returned with
+-- the line map that moves its errors to the user's lines.
+local CHUNK = "[lask] bag pipeline"
+local by_source, nsources = {}, 0
+
+local function compile_steps(steps, source, sink, src, noinline)
   local sig = {source, sink}
   for i, s in ipairs(steps) do
     sig[i + 2] = s[1] .. s.n .. (s.has_default and "d" or "")
@@ -184,8 +242,17 @@ local function compile_steps(steps, source, sink, src)
   else
     n = #bag.check_list(src)
   end
+  local inl, any = {}, false
+  if inline.enabled and n >= LONG and not noinline then
+    for i, s in ipairs(steps) do
+      if s[1] == "map" or s[1] == "filter" or s[1] == "remove" then
+        inl[i] = inline.info(s[2])
+        any = any or inl[i] ~= nil
+      end
+    end
+  end
   local cache = cache_for(steps, n)
-  local fn = cache[sig]
+  local fn = not any and cache[sig]
   if fn then return fn end
   local head = {"local src, S, B = ...\n",
                 "local nil_element = B.nil_element\n",
@@ -208,11 +275,34 @@ local function compile_steps(steps, source, sink, src)
                sink == "frequencies" and "local acc = {}\n" or
                "local acc = 0\n"
   local result = sink == "list" and "return out\n" or "return acc\n"
-  fn = assert(load(table.concat(head) .. init .. loop ..
-                   gen_steps(steps, 1, 1, sink) .. "end\n" .. result,
-                   "=[lask] bag pipeline"))
-  cache[sig] = fn
-  return fn
+  local text = table.concat(head) .. init .. loop ..
+               gen_steps(steps, 1, 1, sink, inl) .. "end\n" .. result
+  if not any then
+    fn = assert(load(text, "=" .. CHUNK))
+    cache[sig] = fn
+    return fn
+  end
+  local lines
+  text, lines = inline.substitute(text, inl)
+  local hit = by_source[text]
+  if hit then return hit[1], hit[2] end
+  fn = load(text, "=" .. CHUNK)
+  if not fn then -- not expected (each expression compiled alone)
+    return compile_steps(steps, source, sink, src, true)
+  end
+  if nsources >= 64 then by_source, nsources = {}, 0 end
+  by_source[text], nsources = {fn, lines}, nsources + 1
+  return fn, lines
+end
+
+-- Runs a compiled pipeline; errors in inlined expressions are reported at
+-- the user's lines.
+local function run_compiled(src, steps, source, sink)
+  local fn, lines = compile_steps(steps, source, sink, src)
+  if not lines then return fn(src, steps, bag) end
+  local ok, r = pcall(fn, src, steps, bag)
+  if ok then return r end
+  error(inline.remap(r, CHUNK, lines), 0)
 end
 
 --- Runs element-wise 'steps' over a source ("list": src is a list;
@@ -220,13 +310,13 @@ end
 -- "count", "frequencies"). Runs inside tasks (a module function: travels
 -- by reference).
 function bag.run_fused(src, steps, source, sink)
-  return compile_steps(steps, source, sink, src)(src, steps, bag)
+  return run_compiled(src, steps, source, sink)
 end
 
 --- Applies element-wise 'steps' to the list 'part' in one pass; returns a
 -- new list. Runs inside tasks (a module function: travels by reference).
 function bag.run_steps(part, steps)
-  return compile_steps(steps, "list", "list", part)(part, steps, bag)
+  return run_compiled(part, steps, "list", "list")
 end
 
 -- Splits the steps at "list" steps: element steps run fused in Lua, list
