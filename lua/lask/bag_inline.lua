@@ -92,14 +92,14 @@ local function find(seg, l1, want, short)
     local s = seg:find("%f[%w_]function%f[^%w_]", p)
     if not s then return nil end
     p = s + 8
-    local name, params, body = seg:match(
+    local name, params, after = seg:match(
       "^function(%s*[%w_%.]*%s*)%(([%w_%s,]*)%)()", s)
     local names = params and param_names(params)
-    local expr0 = body and seg:match("^%s*return%f[^%w_]()", body)
+    local expr0 = after and seg:match("^%s*return%f[^%w_]()", after)
     if names and expr0 then
       local line0 = l1 + count_lines(seg:sub(1, s - 1))
       local head = "function" .. name:gsub("[^\r\n]", "") .. "(" .. params ..
-                   ")" .. seg:sub(body, expr0 - 1)
+                   ")" .. seg:sub(after, expr0 - 1)
       local q = expr0
       while tries < 64 do
         local e = seg:find("%f[%w_]end%f[^%w_]", q)
@@ -141,7 +141,8 @@ function M.info(f)
   if r ~= nil then return r or nil end
   r = false
   local text = source_text(d.source)
-  local a, b = text and line_span(text, d.linedefined, d.lastlinedefined)
+  local a, b
+  if text then a, b = line_span(text, d.linedefined, d.lastlinedefined) end
   if a then
     r = find(text:sub(a, b), d.linedefined, string.dump(f, true),
              d.short_src) or false

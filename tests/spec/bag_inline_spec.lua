@@ -53,6 +53,10 @@ describe("lask.bag_inline", function()
                        load(string.dump(square, true))} do
       assert.is_nil(inline.info(f))
     end
+    -- two on one line: each finds its own text
+    local p, q = function(x) return x + 1 end, function(x) return x + 2 end
+    assert.are.equal("x + 1", inline.info(p).expr)
+    assert.are.equal("x + 2", inline.info(q).expr)
     -- a function loaded from a string is read from that string
     local g = load("return function(x)\n  return x - 2\nend")()
     assert.are.equal("x - 2", inline.info(g).expr:match("^%s*(.-)%s*$"))
