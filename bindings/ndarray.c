@@ -5,6 +5,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,16 +77,23 @@ static int nd_fail(lua_State *L, int rc, const char *what, const char *why) {
 }
 
 /* Lua's collector sees only the userdata's few bytes, not the buffer
-** behind it. Each state counts the bytes of the buffers it makes or
-** receives; past lask__buf_gc_every() bytes since its last collection it
-** collects, so that dead arrays give their memory back while a computation
-** streams through blocks. (A collector step worth each buffer's size did
-** the same at the cost of a pass over the Lua heap per buffer: 0.14 ms per
-** 8 MB block received, more than reducing the block.) */
+** behind it. A new buffer asks the collector for a step worth its size,
+** so that dead arrays go back to the pool about as fast as new ones are
+** made (and the next one reuses a buffer still in the cache). A received
+** buffer (a reference from another state) is counted instead, and every
+** lask__buf_gc_every() bytes received the state takes a step worth them:
+** a step per received block cost an executor's incremental collector a
+** pass over its whole Lua heap each time (0.14 ms per 8 MB block, more
+** than reducing the block), while what it frees is only references. */
 static const char key_gcbytes = 'g';
 
-static void account(lua_State *L, size_t nbytes) {
+static void account(lua_State *L, size_t nbytes, int received) {
   if (nbytes < 65536) return;
+  if (!received) {
+    size_t kb = nbytes >> 10;
+    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
+    return;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_gcbytes);
   size_t *since = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -96,8 +104,9 @@ static void account(lua_State *L, size_t nbytes) {
   }
   *since += nbytes;
   if (*since >= lask__buf_gc_every()) {
+    size_t kb = *since >> 10;
     *since = 0;
-    lua_gc(L, LUA_GCCOLLECT, 0);
+    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
   }
 }
 
@@ -107,7 +116,7 @@ static struct lask_nd *push_new(lua_State *L, int dtype, int ndim,
   struct lask_nd *a = lask__nd_push(L);
   int rc = lask__nd_alloc(a, dtype, ndim, shape, zero);
   if (rc) nd_fail(L, rc, "ndarray", "shape too large or invalid");
-  account(L, a->buf->nbytes);
+  account(L, a->buf->nbytes, 0);
   return a;
 }
 
@@ -1238,7 +1247,7 @@ const char *lask__nd_decode(lua_State *L, struct lask_rbuf *r, int inproc) {
     }
     lask__buf_retain(b);
     a->buf = b;
-    account(L, b->nbytes);
+    account(L, b->nbytes, 1);
     return NULL;
   }
   uint64_t nbytes;

@@ -61,9 +61,9 @@ LASK_INTERNAL void lask__buf_stats(size_t *live, size_t *pooled);
 /* Frees every pooled buffer; the pool keeps at most 'limit' bytes from now
 ** on. */
 LASK_INTERNAL void lask__buf_pool_limit(size_t limit);
-/* How many bytes of new or received buffers a Lua state may take between
-** two full collections: a quarter of the pool's limit, at most 64 MB (so
-** with memory_limit set, a sixteenth of it). Thread: any. */
+/* How many bytes of buffers received from other states a Lua state may
+** take between two collector steps: a quarter of the pool's limit, at most
+** 64 MB (so with memory_limit set, a sixteenth of it). Thread: any. */
 LASK_INTERNAL size_t lask__buf_gc_every(void);
 
 /* Number of elements (product of the shape); 1 for 0-d. */
