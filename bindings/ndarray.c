@@ -84,8 +84,17 @@ static int nd_fail(lua_State *L, int rc, const char *what, const char *why) {
 ** lask__buf_gc_every() bytes received the state takes a step worth them:
 ** a step per received block cost an executor's incremental collector a
 ** pass over its whole Lua heap each time (0.14 ms per 8 MB block, more
-** than reducing the block), while what it frees is only references. */
+** than reducing the block), while what it frees is only references. The
+** states that count share the allowance (lask__buf_gc_states), so that
+** their dead references together stay within it, however many executors
+** there are. */
 static const char key_gcbytes = 'g';
+
+static int gcbytes_gc(lua_State *L) {
+  lask__buf_gc_states(-1);
+  (void)L;
+  return 0;
+}
 
 static void account(lua_State *L, size_t nbytes, int received) {
   if (nbytes < 65536) return;
@@ -100,7 +109,12 @@ static void account(lua_State *L, size_t nbytes, int received) {
   if (since == NULL) {
     since = lua_newuserdata(L, sizeof *since);
     *since = 0;
+    lua_newtable(L);
+    lua_pushcfunction(L, gcbytes_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &key_gcbytes);
+    lask__buf_gc_states(1);
   }
   *since += nbytes;
   if (*since >= lask__buf_gc_every()) {

@@ -140,10 +140,18 @@ void lask__buf_stats(size_t *live, size_t *pooled) {
   pthread_mutex_unlock(&pool_lock);
 }
 
+static int gc_states; /* atomic */
+
+void lask__buf_gc_states(int delta) {
+  __atomic_add_fetch(&gc_states, delta, __ATOMIC_RELAXED);
+}
+
 size_t lask__buf_gc_every(void) {
   pthread_mutex_lock(&pool_lock);
   size_t every = pool_limit / 4;
   pthread_mutex_unlock(&pool_lock);
+  int n = __atomic_load_n(&gc_states, __ATOMIC_RELAXED);
+  if (n > 1) every /= (size_t)n;
   size_t most = (size_t)64 << 20;
   return every < most ? every : most;
 }

@@ -62,9 +62,11 @@ LASK_INTERNAL void lask__buf_stats(size_t *live, size_t *pooled);
 ** on. */
 LASK_INTERNAL void lask__buf_pool_limit(size_t limit);
 /* How many bytes of buffers received from other states a Lua state may
-** take between two collector steps: a quarter of the pool's limit, at most
-** 64 MB (so with memory_limit set, a sixteenth of it). Thread: any. */
+** take between two collector steps: a quarter of the pool's limit (so with
+** memory_limit set, a sixteenth of it) shared among the states that count
+** (lask__buf_gc_states adds or removes one), at most 64 MB. Thread: any. */
 LASK_INTERNAL size_t lask__buf_gc_every(void);
+LASK_INTERNAL void lask__buf_gc_states(int delta);
 
 /* Number of elements (product of the shape); 1 for 0-d. */
 LASK_INTERNAL int64_t lask__nd_size(const struct lask_nd *a);
