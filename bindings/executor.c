@@ -160,6 +160,12 @@ static int traceback(lua_State *L) {
                             luaL_typename(L, 1));
     }
   }
+  /* A message raised again with the traceback of where it was first
+  ** raised (bag pipelines with inlined steps) keeps that one alone. */
+  if (strstr(msg, "\nstack traceback:\n") != NULL) {
+    lua_pushstring(L, msg);
+    return 1;
+  }
   luaL_traceback(L, L, msg, 1);
   return 1;
 }

@@ -141,7 +141,7 @@ end
 -- not hide them from the code that follows.
 local RESERVED = {}
 for w in ([[src S B nil_element uncountable not_list not_indexable type acc
-  out m k r0 rs i0 xs v x]]):gmatch("[%w_]+") do
+  out m k r0 rs i0 xs v x error tostring _ENV]]):gmatch("[%w_]+") do
   RESERVED[w] = true
 end
 
@@ -152,16 +152,24 @@ end
 -- Binds an inlined function's parameters to the call's arguments. Returns
 -- the binding and whether it may stay in scope for the rest of the loop
 -- body (no parameter hides a name the loop uses; the first may be x, then
--- bound to x itself).
+-- bound to x itself; and the expression makes no closure, which must keep
+-- parameters of its own).
 local function bind(inf, args)
-  local open = true
+  local open = not inf.closure
   for j, p in ipairs(inf.params) do
     if reserved(p) and not (j == 1 and p == "x") then open = false end
   end
   local ps = inf.params
-  if #ps == 0 or (#ps == 1 and ps[1] == "x") then return "", open end
+  if #ps == 0 or (open and #ps == 1 and ps[1] == "x") then return "", open end
   return ("local %s = %s "):format(table.concat(ps, ", "),
                                    table.concat(args, ", ")), open
+end
+
+-- For an expression that divides: a line of its own that saves the pc
+-- (see lask.bag_inline), so that an integer division by zero is placed
+-- where the call would place it.
+local function pc_line(inf, i)
+  return inf.saves_pc and ("\n\1%d\1\n"):format(i) or ""
 end
 
 -- The source of the loop body for steps[i..]: 'x' holds the element.
@@ -177,11 +185,11 @@ local function gen_steps(steps, i, depth, sink, inl)
     if inf then
       local b, open = bind(inf, args)
       if open then -- the parameters may stay in scope: no temporary
-        return ("%sx = (\n\0%d\0)\n"):format(b, i) ..
+        return ("%s%sx = (\n\0%d\0)\n"):format(b, pc_line(inf, i), i) ..
                gen_steps(steps, i + 1, depth, sink, inl)
       end
-      return ("local lask_v%d do %slask_v%d = (\n\0%d\0) end " ..
-              "x = lask_v%d\n"):format(i, b, i, i, i) ..
+      return ("local lask_v%d do %s%slask_v%d = (\n\0%d\0) end " ..
+              "x = lask_v%d\n"):format(i, b, pc_line(inf, i), i, i, i) ..
              gen_steps(steps, i + 1, depth, sink, inl)
     end
     return ("x = f%d(%s)\n"):format(i, table.concat(args, ", ")) ..
@@ -192,10 +200,10 @@ local function gen_steps(steps, i, depth, sink, inl)
     if inf then
       local b, open = bind(inf, {"x"})
       if open then
-        pre, test = b, ("(\n\0%d\0)"):format(i)
+        pre, test = b .. pc_line(inf, i), ("(\n\0%d\0)"):format(i)
       else
-        pre = ("local lask_v%d do %slask_v%d = (\n\0%d\0) end\n"):format(
-          i, b, i, i)
+        pre = ("local lask_v%d do %s%slask_v%d = (\n\0%d\0) end\n"):format(
+          i, b, pc_line(inf, i), i, i)
         test = ("lask_v%d"):format(i)
       end
     end
@@ -242,12 +250,13 @@ local function compile_steps(steps, source, sink, src, noinline)
   else
     n = #bag.check_list(src)
   end
-  local inl, any = {}, false
+  local inl, any, pc = {}, false, false
   if inline.enabled and n >= LONG and not noinline then
     for i, s in ipairs(steps) do
       if s[1] == "map" or s[1] == "filter" or s[1] == "remove" then
         inl[i] = inline.info(s[2])
         any = any or inl[i] ~= nil
+        pc = pc or (inl[i] and inl[i].saves_pc)
       end
     end
   end
@@ -258,7 +267,8 @@ local function compile_steps(steps, source, sink, src, noinline)
                 "local nil_element = B.nil_element\n",
                 "local uncountable = B.uncountable\n",
                 "local not_list, not_indexable = B.not_list, B.not_indexable\n",
-                "local type = type\n"}
+                "local type = type\n",
+                pc and "local lask_e, lask_n = ''\n" or ""}
   for i, s in ipairs(steps) do
     head[#head + 1] = ("local f%d = S[%d][2]\n"):format(i, i)
     for j = 3, s.n do
@@ -284,25 +294,30 @@ local function compile_steps(steps, source, sink, src, noinline)
   end
   local lines
   text, lines = inline.substitute(text, inl)
-  local hit = by_source[text]
+  local key = inline.key(text, lines)
+  local hit = by_source[key]
   if hit then return hit[1], hit[2] end
   fn = load(text, "=" .. CHUNK)
   if not fn then -- not expected (each expression compiled alone)
     return compile_steps(steps, source, sink, src, true)
   end
   if nsources >= 64 then by_source, nsources = {}, 0 end
-  by_source[text], nsources = {fn, lines}, nsources + 1
+  by_source[key], nsources = {fn, lines}, nsources + 1
   return fn, lines
 end
 
--- Runs a compiled pipeline; errors in inlined expressions are reported at
--- the user's lines.
+-- Runs a compiled pipeline. An error raised in an inlined expression is
+-- reported at the user's line; a message is given its traceback where it
+-- was raised (the schedulers add none to a message that has one).
 local function run_compiled(src, steps, source, sink)
   local fn, lines = compile_steps(steps, source, sink, src)
   if not lines then return fn(src, steps, bag) end
-  local ok, r = pcall(fn, src, steps, bag)
+  local ok, r = xpcall(fn, function(m)
+    if type(m) ~= "string" then return m end
+    return debug.traceback(inline.remap(m, CHUNK, lines), 2)
+  end, src, steps, bag)
   if ok then return r end
-  error(inline.remap(r, CHUNK, lines), 0)
+  error(r, 0)
 end
 
 --- Runs element-wise 'steps' over a source ("list": src is a list;

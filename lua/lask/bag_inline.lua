@@ -84,9 +84,23 @@ local function source_text(source)
   return t
 end
 
+-- Runs chunk (a candidate text's "return function ... end"), which must
+-- only make the function: a candidate that runs past the function's own
+-- end could hold anything that follows it on its lines, so an instruction
+-- count hook stops it (with an empty environment, it reaches no global).
+local function make(chunk)
+  local h, mask, count = debug.gethook()
+  debug.sethook(function() error("inline: not a function's text", 0) end,
+                "", 100)
+  local ok, g = pcall(chunk)
+  if h then debug.sethook(h, mask, count) else debug.sethook() end
+  return ok and type(g) == "function" and g or nil
+end
+
 -- Looks in 'seg' (the text of lines l1.. of the source) for the text of a
--- function whose stripped dump is 'want'; returns its info or nil.
-local function find(seg, l1, want, short)
+-- function whose full dump (bytecode and debug information: every
+-- instruction's line, the local names) is 'want'; returns its info or nil.
+local function find(seg, l1, want, d)
   local tries, p = 0, 1
   while tries < 64 do
     local s = seg:find("%f[%w_]function%f[^%w_]", p)
@@ -108,17 +122,24 @@ local function find(seg, l1, want, short)
         q = e + 3
         local expr = seg:sub(expr0, e - 1)
         local chunk = load(("\n"):rep(line0 - 1) .. "return " .. head ..
-                           expr .. "end", "=inline", "t", {})
-        local ok, g = pcall(chunk or error)
+                           expr .. "end", d.source, "t", {})
+        local g = chunk and make(chunk)
         -- The expression goes in the loop as "(\n<expr>)": trimmed, so
         -- that its last operation is on its last token's line, as Lua
-        -- places it (and not on a line of its own).
+        -- places it (and not on a line of its own); with no comment, which
+        -- could hold the closing parenthesis or move that line.
         local lead = expr:match("^%s*")
         local body = expr:sub(#lead + 1):match("^(.-)%s*$")
-        if ok and type(g) == "function" and string.dump(g, true) == want and
+        if g and string.dump(g) == want and not body:find("--", 1, true) and
            load("return (\n" .. body .. ")", "=inline", "t", {}) then
-          return {params = names, expr = body, short = short,
-                  line = line0 + count_lines(seg:sub(s, expr0 - 1) .. lead)}
+          return {params = names, expr = body, short = d.short_src,
+                  line = line0 + count_lines(seg:sub(s, expr0 - 1) .. lead),
+                  defined = d.linedefined,
+                  -- a closure made by the expression keeps its parameters
+                  closure = body:find("%f[%w_]function%f[^%w_]") ~= nil,
+                  -- Lua 5.4 raises an integer division by zero with the pc
+                  -- saved last, the call's start (the line defined)
+                  saves_pc = body:find("[/%%]") ~= nil}
         end
       end
     end
@@ -128,7 +149,9 @@ end
 
 --- What inlining 'f' takes: {params = {names}, expr = text, line = the
 -- expression's first line in its source, short = the source's short
--- name}; nil when f is not inlined.
+-- name, defined = the line the function starts on, closure = whether the
+-- expression makes a function, saves_pc = whether it divides}; nil when f
+-- is not inlined.
 function M.info(f)
   if not M.enabled or type(f) ~= "function" then return nil end
   local d = debug.getinfo(f, "Su")
@@ -143,29 +166,43 @@ function M.info(f)
   local text = source_text(d.source)
   local a, b
   if text then a, b = line_span(text, d.linedefined, d.lastlinedefined) end
-  if a then
-    r = find(text:sub(a, b), d.linedefined, string.dump(f, true),
-             d.short_src) or false
-  end
+  if a then r = find(text:sub(a, b), d.linedefined, dump, d) or false end
   if cached >= MAX_CACHE then by_dump, cached = {}, 0 end
   by_dump[dump], cached = r, cached + 1
   return r or nil
 end
 
---- Replaces the markers "\0<k>\0" of a generated loop's source by the
--- expressions infos[k].expr (each marker at the start of a line, a closing
--- parenthesis after it); returns the source and the line map for remap.
+--- Replaces the markers of a generated loop's source: "\0<k>\0" (at the
+-- start of a line, a closing parenthesis after it) by infos[k].expr, and
+-- "\1<k>\1" (a line of its own, just before) by a statement that saves
+-- the pc for an expression that divides. Returns the source and the line
+-- map for remap: {first generated line, last, short name, first line}.
 function M.substitute(src, infos)
   local map, pos = {}, 1
   while true do
-    local a, b, k = src:find("\0(%d+)\0", pos)
+    local a, b, c, k = src:find("([\0\1])(%d+)[\0\1]", pos)
     if not a then return src, map end
     local inf = infos[tonumber(k)]
-    map[#map + 1] = {count_lines(src:sub(1, a - 1)) + 1,
-                     count_lines(inf.expr), inf}
-    src = src:sub(1, a - 1) .. inf.expr .. src:sub(b + 1)
-    pos = a + #inf.expr
+    local g = count_lines(src:sub(1, a - 1)) + 1
+    local text
+    if c == "\0" then
+      text = inf.expr
+      map[#map + 1] = {g, g + count_lines(text), inf.short, inf.line}
+    else
+      text = "lask_n = #lask_e" -- OP_LEN always saves the pc
+      map[#map + 1] = {g, g, inf.short, inf.defined}
+    end
+    src = src:sub(1, a - 1) .. text .. src:sub(b + 1)
+    pos = a + #text
   end
+end
+
+--- A cache key for a loop's source with its map (two functions with the
+-- same expression in different places give the same source).
+function M.key(src, map)
+  local t = {src}
+  for _, m in ipairs(map) do t[#t + 1] = m[3] .. ":" .. m[4] end
+  return table.concat(t, "\0")
 end
 
 --- An error message from the loop 'chunk' whose position falls in an
@@ -178,8 +215,8 @@ function M.remap(msg, chunk, map)
   g = tonumber(g)
   if not g then return msg end
   for _, m in ipairs(map) do
-    if g >= m[1] and g <= m[1] + m[2] then
-      return ("%s:%d:%s"):format(m[3].short, m[3].line + g - m[1], rest)
+    if g >= m[1] and g <= m[2] then
+      return ("%s:%d:%s"):format(m[3], m[4] + g - m[1], rest)
     end
   end
   return msg

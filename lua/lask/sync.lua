@@ -27,9 +27,23 @@ local function substitute(v, values, copies)
   return out
 end
 
--- The traceback of a failing task, cut where the scheduler called it.
+-- The traceback of a failing task, cut where the scheduler called it. A
+-- message that is not a string is named as the threads scheduler names it;
+-- one that has its traceback already (raised again by a bag pipeline with
+-- inlined steps) keeps it.
 local function traceback(msg)
-  local tb = debug.traceback(msg, 2)
+  if type(msg) ~= "string" and type(msg) ~= "number" then
+    local mt = getmetatable(msg)
+    local ok, s = false, nil
+    if type(mt) == "table" and mt.__tostring then
+      ok, s = pcall(tostring, msg)
+    end
+    msg = ok and type(s) == "string" and s or
+          ("(error object is a %s value)"):format(type(msg))
+  end
+  msg = tostring(msg)
+  local tb = msg:find("\nstack traceback:\n", 1, true) and msg or
+             debug.traceback(msg, 2)
   return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
 end
 

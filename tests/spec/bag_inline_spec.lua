@@ -29,6 +29,23 @@ local multi = function(x)
 end
 local with_end = function(s) return s .. " end " .. [[end]] end
 
+-- Reviewed cases: a closure keeping its parameter, parameters named like
+-- globals the loop calls, the same expression on two lines, division by
+-- zero, a comment after the expression, two texts on one line that differ
+-- only in names.
+local keeps_x = function(x) return function() return x end end
+local call_it = function(g) return g() end
+local as_tostring = function(tostring) return {tostring} end
+local as_error = function(error) return {error} end
+local as_env = function(_ENV) return {_ENV} end
+local key_a = function(x) return x.k end
+local key_b = function(x) return x.k end
+local idiv = load("return function(x)\n  return x // 0\nend") -- no // in LuaJIT
+idiv = idiv and idiv()
+local noted = function(x) return x.k --[[ a note
+  ]] end
+local name_a, name_b = function(a) return a.k end, function(b) return b.k end
+
 -- Not inlined, for the same reasons each time.
 local up = 3
 local with_upvalue = function(x) return x + up end
@@ -154,6 +171,55 @@ for _, sched in ipairs({"sync", "threads"}) do
       local ends = bag.from_sequence(strs, {npartitions = 2})
         :map(with_end):compute()
       assert.are.equal("17 end end", ends[17])
+    end)
+
+    it("keep what the reviews found", function()
+      -- a closure made by an inlined expression keeps its own parameter
+      assert.are.equal(N * (N + 1) / 2,
+                       range():map(keeps_x):map(call_it):sum():compute())
+      -- parameters named like the globals the loop's own code calls
+      for _, f in ipairs{as_tostring, as_error, as_env} do
+        local msg = errmsg(function()
+          return range():map(f):pluck("k"):compute()
+        end)
+        assert.is_truthy(msg:find("bag.pluck: element has no key 'k'", 1,
+                                  true), msg)
+      end
+      -- the same expression on two lines: each error at its own line
+      for _, f in ipairs{key_a, key_b, key_a} do
+        local _, want = pcall(f, 1)
+        local msg = errmsg(function() return range():map(f):sum():compute() end)
+        assert.is_truthy(msg:find(want, 1, true), msg)
+      end
+      -- two functions on one line differing only in names: the right one
+      local want, msg
+      for _, f in ipairs{name_b, name_a} do
+        _, want = pcall(f, 1)
+        msg = errmsg(function() return range():map(f):sum():compute() end)
+        assert.is_truthy(msg:find(want, 1, true), msg)
+      end
+      assert.is_truthy(msg:find("'a'", 1, true))
+      -- an integer division by zero is placed where the call places it, and
+      -- a comment after the expression does not move an error's line
+      for _, f in ipairs{noted, idiv} do -- (idiv is nil on LuaJIT)
+        _, want = pcall(f, 1)
+        msg = errmsg(function() return range():map(f):sum():compute() end)
+        assert.is_truthy(msg:find(want, 1, true), msg)
+      end
+      -- one traceback, from where an error was raised: a called step's
+      -- frame is kept
+      local raises = function(x)
+        if x > 5 then error("too big", 0) end
+        return x
+      end
+      local line = debug.getinfo(raises, "S").linedefined + 1
+      msg = errmsg(function()
+        return range():map(square):map(raises):sum():compute()
+      end)
+      assert.is_truthy(msg:find("bag_inline_spec.lua:" .. line .. ":", 1, true),
+                       msg)
+      local _, n = msg:gsub("stack traceback:", "")
+      assert.are.equal(1, n, msg)
     end)
 
     it("report an inlined expression's error at the user's line", function()

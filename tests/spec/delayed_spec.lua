@@ -178,6 +178,18 @@ for _, opts in ipairs(SCHEDULERS) do
       assert.matches("stack traceback", msg, 1, true)
     end)
 
+    it("names an error object that is not a string", function()
+      local t = lask.delayed(function() error({code = 1}) end)()
+      local msg = errmsg(t.compute, t, opts)
+      assert.matches("(error object is a table value)", msg, 1, true)
+      local o = lask.delayed(function()
+        error(setmetatable({}, {__tostring = function() return "OBJ" end}))
+      end)()
+      msg = errmsg(o.compute, o, opts)
+      assert.matches("raised an error:\nOBJ", msg, 1, true)
+      assert.matches("stack traceback", msg, 1, true)
+    end)
+
     it("never runs the dependents of a failed task", function()
       local log = new_log()
       local bad = lask.delayed(function() error("no") end)()
