@@ -133,6 +133,10 @@ void lask__buf_release(struct lask_buf *b) {
   free(b);
 }
 
+size_t lask__buf_live(void) {
+  return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+}
+
 void lask__buf_stats(size_t *live, size_t *pooled) {
   *live = __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
   pthread_mutex_lock(&pool_lock);

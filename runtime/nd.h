@@ -56,15 +56,18 @@ struct lask_nd {
 LASK_INTERNAL struct lask_buf *lask__buf_new(size_t nbytes, int zero);
 LASK_INTERNAL void lask__buf_retain(struct lask_buf *b);
 LASK_INTERNAL void lask__buf_release(struct lask_buf *b);
+/* Bytes currently held by live buffers (Thread: any). */
+LASK_INTERNAL size_t lask__buf_live(void);
 /* Bytes currently held by live buffers and by the pool. */
 LASK_INTERNAL void lask__buf_stats(size_t *live, size_t *pooled);
 /* Frees every pooled buffer; the pool keeps at most 'limit' bytes from now
 ** on. */
 LASK_INTERNAL void lask__buf_pool_limit(size_t limit);
-/* How many bytes of buffers received from other states a Lua state may
-** take between two collector steps: a quarter of the pool's limit (so with
-** memory_limit set, a sixteenth of it) shared among the states that count
-** (lask__buf_gc_states adds or removes one), at most 64 MB. Thread: any. */
+/* How many bytes of new or received buffers a Lua state may take before a
+** full collection (if its Lua heap is no larger): a quarter of the pool's
+** limit (so with memory_limit set, a sixteenth of it) shared among the
+** states that count (lask__buf_gc_states adds or removes one), at most
+** 64 MB. Thread: any. */
 LASK_INTERNAL size_t lask__buf_gc_every(void);
 LASK_INTERNAL void lask__buf_gc_states(int delta);
 
