@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -274,6 +275,10 @@ static int nd_index(lua_State *L) {
     }
     if (!strcmp(k, "strides")) {
       push_shape(L, a->ndim, a->strides);
+      return 1;
+    }
+    if (!strcmp(k, "offset")) { /* bytes from the buffer's start */
+      lua_pushinteger(L, (lua_Integer)a->offset);
       return 1;
     }
   }
@@ -781,6 +786,14 @@ static void blas_for_this_thread(void) {
 static int nd_matmul(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1), *b = check_nd(L, 2);
   int dt = check_dtype(L, 3);
+  /* the inner dimensions, named (a 1-d a is a row, a 1-d b a column) */
+  if (a->ndim >= 1 && a->ndim <= 2 && b->ndim >= 1 && b->ndim <= 2 &&
+      a->shape[a->ndim - 1] != b->shape[0]) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "inner dimensions differ (%lld and %lld)",
+             (long long)a->shape[a->ndim - 1], (long long)b->shape[0]);
+    luaL_error(L, "lask: matmul: %s", msg);
+  }
   struct lask_nd *out = lask__nd_push(L);
   const char *why = NULL;
   blas_for_this_thread();

@@ -74,7 +74,7 @@ static int operand(struct lask_nd *x, int dt, int copy, struct lask_nd *c,
 int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
                     int dt, struct lask_nd *out, const char **why) {
   if (a0->ndim < 1 || a0->ndim > 2 || b0->ndim < 1 || b0->ndim > 2) {
-    *why = "matmul takes 1-d or 2-d arrays";
+    *why = "it takes 1-d or 2-d arrays";
     return LASK_EINVAL;
   }
   struct lask_nd a, b, ca = {0}, cb = {0};
@@ -82,7 +82,7 @@ int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
   as_2d(b0, 0, &b);
   int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
   if (b.shape[0] != k) {
-    *why = "matmul: inner dimensions differ";
+    *why = "inner dimensions differ";
     return LASK_EINVAL;
   }
   int64_t oshape[2];
@@ -104,7 +104,7 @@ int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
     goto done;
   if (fl && (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff ||
              lda > 0x7fffffff || ldb > 0x7fffffff)) {
-    *why = "matmul: a dimension beyond BLAS's int range";
+    *why = "a dimension beyond BLAS's int range";
     rc = LASK_EINVAL;
     goto done;
   }
@@ -181,7 +181,7 @@ int lask__nd_matmul_acc(const struct lask_nd *a0, const struct lask_nd *b0,
       (dt != LASK_DT_F64 && dt != LASK_DT_F32) || !lask__nd_is_contig(out) ||
       a0->shape[1] != b0->shape[0] || out->shape[0] != a0->shape[0] ||
       out->shape[1] != b0->shape[1]) {
-    *why = "matmul_acc: shapes, ranks or dtype do not fit";
+    *why = "shapes, ranks or dtype do not fit";
     return LASK_EINVAL;
   }
   struct lask_nd a = *a0, b = *b0, ca = {0}, cb = {0};
@@ -194,7 +194,7 @@ int lask__nd_matmul_acc(const struct lask_nd *a0, const struct lask_nd *b0,
     goto done;
   if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff ||
       lda > 0x7fffffff || ldb > 0x7fffffff) {
-    *why = "matmul: a dimension beyond BLAS's int range";
+    *why = "a dimension beyond BLAS's int range";
     rc = LASK_EINVAL;
     goto done;
   }

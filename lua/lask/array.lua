@@ -493,13 +493,29 @@ local function seed_of(opts)
                     seed_counter * 15485863) % 2 ^ 52
 end
 local function random_kind(kind, name)
+  local known = {chunks = true, seed = true, dtype = true}
+  if kind == 1 then known.loc, known.scale = true, true end
   return function(shape, opts)
-    opts = check_opts(opts, {chunks = true, seed = true, dtype = true}, name)
+    opts = check_opts(opts, known, name)
     shape = check_shape(shape, name)
+    for _, k in ipairs{"loc", "scale"} do
+      local v = opts[k]
+      if v ~= nil and (type(v) ~= "number" or v ~= v or
+                       math.abs(v) == math.huge) then
+        fail(("%s: %s must be a finite number, got %s"):format(name, k,
+             tostring(v)), 2)
+      end
+    end
+    if opts.scale and opts.scale < 0 then
+      fail(name .. ": scale must be >= 0, got " .. opts.scale, 2)
+    end
     local seed = seed_of(opts)
     local arr = from_fn(shape, opts, name, "float64", function(bs, _, k)
       return D.random(bs, seed, k, kind)
     end)
+    -- normal(loc, scale): the standard draws, scaled and moved (fused)
+    if opts.scale and opts.scale ~= 1 then arr = arr * opts.scale end
+    if opts.loc and opts.loc ~= 0 then arr = arr + opts.loc end
     if opts.dtype and opts.dtype ~= "float64" then return arr:astype(opts.dtype) end
     return arr
   end
@@ -1241,8 +1257,8 @@ function methods:map_blocks(fn, opts)
         chunks[i] = {}
         for j = 1, #x.chunks[i] do chunks[i][j] = length(c, i) end
       elseif type(c) ~= "table" or #c ~= #x.chunks[i] then
-        fail(("map_blocks: chunks on axis %d must be a length or list %d " ..
-              "blocks"):format(i, #x.chunks[i]), 2)
+        fail(("map_blocks: chunks on axis %d must be a length or a list " ..
+              "of %d lengths (one per block)"):format(i, #x.chunks[i]), 2)
       else
         chunks[i] = {}
         for j = 1, #c do chunks[i][j] = length(c[j], i) end

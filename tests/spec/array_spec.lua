@@ -967,6 +967,9 @@ describe("lask arrays", function()
       a:set(1, 2, -1)
       assert.are.equal(-1, v:get(3, 1))
       assert.are.same({-32, 16}, v.strides)
+      -- the offset, in bytes, of element (3, 2) of a 3x4 int64 array
+      assert.are.equal(0, a.offset)
+      assert.are.equal((2 * 4 + 1) * 8, v.offset)
       local t = a:T()
       assert.are.same({4, 3}, t.shape)
       assert.are.same({8, 32}, t.strides)
@@ -1961,7 +1964,10 @@ describe("lask arrays", function()
 
       it("rejects mismatched inner dimensions", function()
         local a, b = N.zeros({3, 4}), N.zeros({3, 4})
-        assert.matches("inner dimensions", errmsg(a.matmul, a, b))
+        local msg = errmsg(a.matmul, a, b)
+        assert.matches("matmul: inner dimensions differ (4 and 3)", msg, 1,
+                       true)
+        assert.is_nil(msg:find("matmul: matmul", 1, true))
         local x, y = la.zeros({3, 4}, {chunks = 2}), la.zeros({3, 4})
         assert.matches("inner dimensions differ %(4 and 3%)",
                        errmsg(x.matmul, x, y))
@@ -2643,6 +2649,22 @@ describe("lask arrays", function()
         assert.is_true(math.abs(s - 1) < 0.05, "std " .. s)
         assert.are_not.equal(n1:sum():compute(),
           la.random.normal({20000}, {seed = 8, chunks = 3000}):sum():compute())
+        -- loc and scale (NumPy's names): the same draws, moved and scaled
+        local n3 = la.random.normal({20000}, {seed = 7, chunks = 3000,
+                                              loc = 10, scale = 2})
+        local a1, a3 = n1:compute(), n3:compute()
+        for i = 1, 20000, 1999 do
+          assert.is_true(math.abs(a3:get(i) - (10 + 2 * a1:get(i))) < 1e-12)
+        end
+        assert.matches("scale must be >= 0", errmsg(function()
+          return la.random.normal({3}, {scale = -1})
+        end), 1, true)
+        assert.matches("loc must be a finite number", errmsg(function()
+          return la.random.normal({3}, {loc = "x"})
+        end), 1, true)
+        assert.matches("unknown option 'loc'", errmsg(function()
+          return la.random.random({3}, {loc = 1})
+        end), 1, true)
         -- without a seed, two arrays differ (like NumPy's default generator)
         local u1 = la.random.random({8}, {chunks = 3}):compute()
         local u2 = la.random.random({8}, {chunks = 3}):compute()
