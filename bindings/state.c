@@ -60,9 +60,6 @@ static int setup_state(lua_State *L) {
     lua_setfield(L, -2, "cpath");
   }
   lask_openlibs(L);
-#if LUA_VERSION_NUM >= 504
-  lua_gc(L, LUA_GCGEN, 0, 0); /* as lua5.4 (and lask's main state) collect */
-#endif
   return 0;
 }
 
