@@ -82,23 +82,27 @@ static int nd_fail(lua_State *L, int rc, const char *what, const char *why) {
 ** accounted for here:
 ** - a new buffer asks for a collector step worth its size, so that dead
 **   arrays go back to the pool about as fast as new ones are made (and the
-**   next one reuses a buffer still in the cache);
-** - every state also counts the bytes it made or received, and collects in
-**   full once they pass lask__buf_gc_every() (its share of the pool's
-**   limit) and the size of its own Lua heap (what a full collection costs:
-**   so at most a constant per byte), if the bytes held by live buffers
-**   grew by as much since its last full collection. Lua 5.4's generational
-**   collector needs it: its steps are young collections, and a temporary
-**   that lived across the making of the next array (N.sin(x) + 1) is old
-**   when it dies, freed only by a full collection, which the Lua heap
-**   alone seldom asks for: 400 rounds of that on 8 MB arrays held up to
-**   968 MB. (Where the steps free everything, memory does not grow and no
-**   full collection is paid for: 500 rounds of x + 1 beside a Lua heap of
-**   2e6 tables took 0.5 s, 2.5 s with a full collection every 150 MB.)
-** A received buffer (a reference from another state) asks for no step of
-** its own: in an executor's incremental collector a step worth an 8 MB
-** block was a pass over the whole Lua heap per block (0.14 ms, more than
-** reducing the block), and what it frees is only references. */
+**   next one reuses a buffer still in the cache); so does a received one
+**   (a result coming back) outside executors;
+** - a buffer an executor receives (a reference from another state) is
+**   counted instead, and a step worth the count is taken every
+**   lask__buf_gc_every() bytes (its share of the pool's limit): in an
+**   executor's incremental collector a step worth one 8 MB block was a pass
+**   over the whole Lua heap per block (0.14 ms, more than reducing the
+**   block), and what it frees is only references;
+** - on Lua 5.4, outside executors (whose collectors are incremental), a
+**   state whose live buffer bytes grew by lask__buf_gc_every() also
+**   collects in full once it has made or received that many bytes and as
+**   many as its Lua heap holds (what a full collection costs: so at most a
+**   constant per byte). The generational collector lua5.4 and lask's
+**   interpreter use needs it: its steps are young collections, and a
+**   temporary that lived across the making of the next array
+**   (N.sin(x) + 1) is old when it dies, freed only by a full collection,
+**   which the Lua heap alone seldom asks for (400 rounds of that on 8 MB
+**   arrays held up to 968 MB). An incremental collector's steps free old
+**   and young alike, so LuaJIT and executors pay for no full collection
+**   (one every heap's worth of 32 MB results beside a 2e6-table heap made
+**   100 computes 6.5 s instead of 4.1 s on LuaJIT). */
 static const char key_gcbytes = 'g';
 
 struct gcacct {
@@ -112,12 +116,18 @@ static int gcacct_gc(lua_State *L) {
   return 0;
 }
 
+static void gc_step(lua_State *L, size_t nbytes) {
+  size_t kb = nbytes >> 10;
+  lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
+}
+
 static void account(lua_State *L, size_t nbytes, int received) {
   if (nbytes < 65536) return;
-  if (!received) {
-    size_t kb = nbytes >> 10;
-    lua_gc(L, LUA_GCSTEP, kb > INT_MAX ? INT_MAX : (int)kb);
-  }
+  int counted = received && lask__in_executor;
+  if (!counted) gc_step(L, nbytes);
+#if LUA_VERSION_NUM < 504
+  if (!counted) return;
+#endif
   lua_rawgetp(L, LUA_REGISTRYINDEX, &key_gcbytes);
   struct gcacct *c = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -135,6 +145,11 @@ static void account(lua_State *L, size_t nbytes, int received) {
   c->since += nbytes;
   size_t every = lask__buf_gc_every();
   if (c->since < every) return;
+  if (lask__in_executor) { /* incremental: a step frees old and young */
+    gc_step(L, c->since);
+    c->since = 0;
+    return;
+  }
   size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) << 10;
   if (c->since < heap) return;
   c->since = 0;
