@@ -138,7 +138,7 @@ size_t lask__buf_live(void) {
 }
 
 void lask__buf_stats(size_t *live, size_t *pooled) {
-  *live = __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+  *live = lask__buf_live();
   pthread_mutex_lock(&pool_lock);
   *pooled = pool_bytes;
   pthread_mutex_unlock(&pool_lock);

@@ -63,11 +63,11 @@ LASK_INTERNAL void lask__buf_stats(size_t *live, size_t *pooled);
 /* Frees every pooled buffer; the pool keeps at most 'limit' bytes from now
 ** on. */
 LASK_INTERNAL void lask__buf_pool_limit(size_t limit);
-/* How many bytes of new or received buffers a Lua state may take before a
-** full collection (if its Lua heap is no larger): a quarter of the pool's
-** limit (so with memory_limit set, a sixteenth of it) shared among the
-** states that count (lask__buf_gc_states adds or removes one), at most
-** 64 MB. Thread: any. */
+/* How many bytes of buffers a Lua state may take between two of the
+** collections lask asks for beside its per-buffer steps (see account() in
+** bindings/ndarray.c): a quarter of the pool's limit (so with memory_limit
+** set, a sixteenth of it) shared among the states that count
+** (lask__buf_gc_states adds or removes one), at most 64 MB. Thread: any. */
 LASK_INTERNAL size_t lask__buf_gc_every(void);
 LASK_INTERNAL void lask__buf_gc_states(int delta);
 

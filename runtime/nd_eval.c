@@ -482,6 +482,26 @@ static int walk_init(struct nd_iter *it, int nd, const int64_t *shape,
 
 /* ---- full reductions of a program's result ---- */
 
+/* Sums (expr), i running over 0..n-1, into 8 partial sums s[], from k
+** (callers start it at 0): 8 independent additions a step, so that the
+** loop vectorizes; sum8 adds the partial sums up, pairwise. */
+#define SUM8(expr)                                                        \
+  do {                                                                    \
+    for (; k + 8 <= n; k += 8)                                            \
+      for (int j = 0; j < 8; j++) {                                       \
+        int64_t i = k + j;                                                \
+        s[j] += (expr);                                                   \
+      }                                                                   \
+    for (; k < n; k++) {                                                  \
+      int64_t i = k;                                                      \
+      s[0] += (expr);                                                     \
+    }                                                                     \
+  } while (0)
+
+static double sum8(const double *s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 static void reduce_f(int op, int skipnan, const double *x, int64_t n,
                      int64_t pos0, struct lask_red_acc *acc) {
   switch (op) {
@@ -489,16 +509,14 @@ static void reduce_f(int op, int skipnan, const double *x, int64_t n,
     double s[8] = {0};
     int64_t k = 0, cnt = n;
     if (!skipnan) {
-      for (; k + 8 <= n; k += 8)
-        for (int j = 0; j < 8; j++) s[j] += x[k + j];
-      for (; k < n; k++) s[0] += x[k];
+      SUM8(x[i]);
     } else {
       for (; k < n; k++) {
         if (x[k] == x[k]) s[k & 7] += x[k];
         else cnt--;
       }
     }
-    acc->f += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    acc->f += sum8(s);
     acc->count += cnt;
     return;
   }
@@ -803,19 +821,6 @@ static int sum_fuses(const struct prog *pr, int op, int skipnan) {
   return pr->lane[in->a] == LASK_LANE_F && pr->lane[in->b] == LASK_LANE_F;
 }
 
-#define SUM8(expr)                                                        \
-  do {                                                                    \
-    for (; k + 8 <= n; k += 8)                                            \
-      for (int j = 0; j < 8; j++) {                                       \
-        int64_t i = k + j;                                                \
-        s[j] += (expr);                                                   \
-      }                                                                   \
-    for (; k < n; k++) {                                                  \
-      int64_t i = k;                                                      \
-      s[0] += (expr);                                                     \
-    }                                                                     \
-  } while (0)
-
 static void red_block(struct red_ctx *c, char *const *ip, const int64_t *ist,
                       int64_t n, int64_t pos0) {
   const struct prog *pr = c->pr;
@@ -828,8 +833,7 @@ static void red_block(struct red_ctx *c, char *const *ip, const int64_t *ist,
     if (in->op == LASK_OP_ADD) SUM8(a[i] + b[i]);
     else if (in->op == LASK_OP_SUB) SUM8(a[i] - b[i]);
     else SUM8(a[i] * b[i]);
-    c->acc->f +=
-        ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    c->acc->f += sum8(s);
     c->acc->count += n;
     return;
   }
