@@ -172,6 +172,13 @@ local function pc_line(inf, i)
   return inf.saves_pc and ("\n\1%d\1\n"):format(i) or ""
 end
 
+-- Step i's inlined expression evaluated in a block of its own, into the
+-- local lask_v<i>: for parameters that must not stay in scope.
+local function in_block(inf, i, binding)
+  return ("local lask_v%d do %s%slask_v%d = (\n\0%d\0) end\n"):format(
+    i, binding, pc_line(inf, i), i, i)
+end
+
 -- The source of the loop body for steps[i..]: 'x' holds the element.
 -- inl[i], when set, is step i's function inlined (lask.bag_inline): its
 -- expression goes where the marker "\0i\0" stands, at the start of a line.
@@ -188,8 +195,7 @@ local function gen_steps(steps, i, depth, sink, inl)
         return ("%s%sx = (\n\0%d\0)\n"):format(b, pc_line(inf, i), i) ..
                gen_steps(steps, i + 1, depth, sink, inl)
       end
-      return ("local lask_v%d do %s%slask_v%d = (\n\0%d\0) end " ..
-              "x = lask_v%d\n"):format(i, b, pc_line(inf, i), i, i, i) ..
+      return in_block(inf, i, b) .. ("x = lask_v%d\n"):format(i) ..
              gen_steps(steps, i + 1, depth, sink, inl)
     end
     return ("x = f%d(%s)\n"):format(i, table.concat(args, ", ")) ..
@@ -202,9 +208,7 @@ local function gen_steps(steps, i, depth, sink, inl)
       if open then
         pre, test = b .. pc_line(inf, i), ("(\n\0%d\0)"):format(i)
       else
-        pre = ("local lask_v%d do %s%slask_v%d = (\n\0%d\0) end\n"):format(
-          i, b, pc_line(inf, i), i, i)
-        test = ("lask_v%d"):format(i)
+        pre, test = in_block(inf, i, b), ("lask_v%d"):format(i)
       end
     end
     return pre .. ("if %s%s then\n"):format(kind == "remove" and "not " or "",
