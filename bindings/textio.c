@@ -57,7 +57,11 @@ static FILE **open_boxed(lua_State *L, const char *path, const char *mode) {
 struct mapped {
   char *p;
   size_t cap;
+  size_t pos, end; /* the lines not yet taken, for block_lines */
 };
+
+#define MAPPED "lask.TextBlock"
+
 
 static int mapped_gc(lua_State *L) {
   struct mapped *m = lua_touserdata(L, 1);
@@ -94,10 +98,11 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
                                    size_t *n, int *box) {
   struct mapped *m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
-  m->cap = 0;
-  lua_newtable(L);
-  lua_pushcfunction(L, mapped_gc);
-  lua_setfield(L, -2, "__gc");
+  m->cap = m->pos = m->end = 0;
+  if (luaL_newmetatable(L, MAPPED)) {
+    lua_pushcfunction(L, mapped_gc);
+    lua_setfield(L, -2, "__gc");
+  }
   lua_setmetatable(L, -2);
   *box = lua_gettop(L);
   FILE **f = open_boxed(L, path, "rb");
@@ -136,6 +141,8 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
     q = nl ? nl + 1 : end;
   }
   *n = (size_t)(q - p);
+  m->pos = (size_t)(p - buf);
+  m->end = (size_t)(q - buf);
   return p;
 }
 
@@ -161,6 +168,54 @@ static int l_read_block(lua_State *L) {
     p = stop;
   }
   lask__release_block_bytes(L, box);
+  return 1;
+}
+
+/* block_lines(path, start, size) -> a reader of the lines the block owns,
+** for next_lines: the block's bytes are read now, its lines made a few at
+** a time (a fused pipeline holds a chunk of lines, not the whole block). */
+static int l_block_lines(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer start = luaL_checkinteger(L, 2);
+  lua_Integer size = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, start >= 0, 2, "negative offset");
+  luaL_argcheck(L, size > 0, 3, "block size must be positive");
+  size_t n;
+  int box;
+  lask__read_block_bytes(L, path, start, size, &n, &box);
+  lua_pushvalue(L, box);
+  return 1;
+}
+
+/* A chunk of next_lines stops after this many bytes (long lines). */
+#define LINES_BYTES (1u << 20)
+
+/* next_lines(reader, list, max) -> k: puts the reader's next lines (at
+** most max, and no more once 1 MB is taken) in list[1..k]; 0 when none is
+** left. The block's memory is
+** given back as soon as its last line is taken. */
+static int l_next_lines(lua_State *L) {
+  struct mapped *m = luaL_checkudata(L, 1, MAPPED);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer max = luaL_checkinteger(L, 3);
+  lua_Integer k = 0;
+  if (m->p == NULL) { /* released: every line was taken */
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  const char *p = m->p + m->pos, *end = m->p + m->end;
+  const char *cap = p + ((size_t)(end - p) < LINES_BYTES ? (size_t)(end - p)
+                                                          : LINES_BYTES);
+  while (k < max && p < end && (k == 0 || p < cap)) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    lua_pushlstring(L, p, (size_t)(stop - p));
+    lua_rawseti(L, 2, ++k);
+    p = stop;
+  }
+  m->pos = (size_t)(p - m->p);
+  if (p == end) mapped_gc(L); /* argument 1 is the reader */
+  lua_pushinteger(L, k);
   return 1;
 }
 
@@ -287,6 +342,8 @@ static const luaL_Reg textio_funcs[] = {
   {"replace_target", l_replace_target},
   {"copy_mode", l_copy_mode},
   {"read_block", l_read_block},
+  {"block_lines", l_block_lines},
+  {"next_lines", l_next_lines},
   {"read_gzip", l_read_gzip},
   {"file_size", l_file_size},
   {"glob", l_glob},

@@ -132,6 +132,8 @@ function bag.not_indexable(x, k, who)
                                                   tostring(k), type(x)), 0)
 end
 
+bag.block_lines, bag.next_lines = core.block_lines, core.next_lines
+
 function bag.uncountable(x)
   if x == nil then bag.nil_element() end
   error("bag.frequencies: cannot count NaN (it is not equal to itself)", 0)
@@ -141,7 +143,7 @@ end
 -- not hide them from the code that follows.
 local RESERVED = {}
 for w in ([[src S B nil_element uncountable not_list not_indexable type acc
-  out m k r0 rs i0 xs v x error tostring _ENV]]):gmatch("[%w_]+") do
+  out m k r0 rs i0 xs v x error tostring _ENV rd xs0 next_lines n0]]):gmatch("[%w_]+") do
   RESERVED[w] = true
 end
 
@@ -240,6 +242,16 @@ end
 -- lask.bag_inline); it is then cached by its source, and returned with
 -- the line map that moves its errors to the user's lines.
 local CHUNK = "[lask] bag pipeline"
+-- A text source (src is a read_text block {path, start, size}) is read by
+-- the loop itself, its lines made a chunk at a time into one reused list:
+-- the block's lines are never all alive at once (less memory, and the
+-- collector does not go over them again and again).
+local TEXT_LINE = 64 -- bytes a line, to guess a block's number of lines
+local TEXT_LOOP = "local rd, xs0 = B.block_lines(src[1], src[2], src[3]), {}\n" ..
+  "local next_lines = B.next_lines\n" ..
+  "while true do local n0 = next_lines(rd, xs0, 1024)\n" ..
+  "if n0 == 0 then break end\n" ..
+  "for i0 = 1, n0 do local x = xs0[i0]\n"
 local by_source, nsources = {}, 0
 
 local function compile_steps(steps, source, sink, src, noinline)
@@ -251,6 +263,8 @@ local function compile_steps(steps, source, sink, src, noinline)
   local n
   if source == "range" then
     n = src[4] - src[3] + 1
+  elseif source == "text" then
+    n = math.floor(src[3] / TEXT_LINE) -- lines, about: the count is not known yet
   else
     n = #bag.check_list(src)
   end
@@ -284,13 +298,15 @@ local function compile_steps(steps, source, sink, src, noinline)
   local loop = source == "range" and
     "local r0, rs = src[1], src[2]\n" ..
     "for k = src[3], src[4] do local x = r0 + k * rs\n" or
+    source == "text" and TEXT_LOOP or
     "for i0 = 1, #src do local x = src[i0]\n"
   local init = sink == "list" and "local out, m = {}, 0\n" or
                sink == "frequencies" and "local acc = {}\n" or
                "local acc = 0\n"
   local result = sink == "list" and "return out\n" or "return acc\n"
   local text = table.concat(head) .. init .. loop ..
-               gen_steps(steps, 1, 1, sink, inl) .. "end\n" .. result
+               gen_steps(steps, 1, 1, sink, inl) .. "end\n" ..
+               (source == "text" and "end\n" or "") .. result
   if not any then
     fn = assert(load(text, "=" .. CHUNK))
     cache[sig] = fn
@@ -375,20 +391,28 @@ end
 function methods:to_delayed(sink)
   local out, src = {}, self.source
   local fusable = element_steps(self.steps)
-  local range = fusable and src ~= nil and src.kind == "range"
+  local kind = fusable and src ~= nil and src.kind
+  -- a partition's own source for the fused loop: a range's numbers, a
+  -- text block's lines (read by the loop; a gzip file is read whole)
+  local function fused(i, p, sink_)
+    local blk = src and src.blocks[i]
+    if kind == "range" then
+      return run_fused(blk, self.steps, "range", sink_)
+    elseif kind == "text" and not blk.gz then
+      return run_fused(blk, self.steps, "text", sink_)
+    end
+    return run_fused(p, self.steps, "list", sink_)
+  end
   if sink and not fusable then return nil, false end
   if sink then
-    for i, p in ipairs(self.parts) do
-      out[i] = range and run_fused(src.blocks[i], self.steps, "range", sink)
-               or run_fused(p, self.steps, "list", sink)
-    end
+    for i, p in ipairs(self.parts) do out[i] = fused(i, p, sink) end
     return out, true
   end
   for i, p in ipairs(self.parts) do
     if #self.steps == 0 then
       out[i] = p
-    elseif range then
-      out[i] = run_fused(src.blocks[i], self.steps, "range", "list")
+    elseif kind then
+      out[i] = fused(i, p, "list")
     else
       out[i] = run_pipeline(p, self.steps)
     end

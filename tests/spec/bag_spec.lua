@@ -858,6 +858,73 @@ describe("bag text files", function()
     end
   end)
 
+  it("streams a block's lines through fused steps as the list path would",
+     function()
+    -- more than one chunk of lines (1024) and of bytes (1 MB) per block,
+    -- CRLF, empty lines, a last line without "\n", and a gzip file
+    math.randomseed(17)
+    local lines = {}
+    for i = 1, 3000 do
+      local r = math.random()
+      lines[i] = r < 0.05 and "\n" or r < 0.1 and "é ✓ \0 x\r\n" or
+                 ("w%d "):format(math.random(1, 50)):rep(math.random(1, 9)) ..
+                 "\n"
+    end
+    lines[1500] = ("long "):rep(300000) .. "\n" -- 1.5 MB: a chunk alone
+    local text = table.concat(lines) .. "tail w1"
+    write("s.txt", text)
+    local gz = os.execute("cp '" .. dir .. "/s.txt' '" .. dir ..
+                          "/t.txt' && gzip '" .. dir .. "/t.txt'")
+    local words = function(line)
+      local t = {}
+      for w in line:gmatch("%S+") do t[#t + 1] = w end
+      return t
+    end
+    local want, nwords, nlong = {}, 0, 0
+    for _, l in ipairs(lines) do
+      for _, w in ipairs(words(l)) do want[w] = (want[w] or 0) + 1 end
+      nwords = nwords + #words(l)
+      if #l > 40 then nlong = nlong + 1 end
+    end
+    want.tail, want.w1 = 1, (want.w1 or 0) + 1
+    nwords = nwords + 2
+    for _, sched in ipairs({"sync", "threads"}) do
+      lask.config.set{scheduler = sched}
+      for _, bs in ipairs({false, 5000, 700000}) do
+        local b = bag.read_text(dir .. "/s.txt", {blocksize = bs})
+        assert.are.same(lines, (function()
+          local got = b:map(function(l) return l end):compute()
+          assert.are.equal("tail w1", table.remove(got))
+          return got
+        end)())
+        local freq = {}
+        for _, kv in ipairs(b:map(words):flatten():frequencies():compute()) do
+          freq[kv[1]] = kv[2]
+        end
+        assert.are.same(want, freq)
+        assert.are.equal(nwords, b:map(words):flatten():count():compute())
+        assert.are.equal(nlong, b:filter(function(l) return #l > 40 end)
+                                 :count():compute())
+        assert.are.equal(#text, b:map(function(l) return #l end):sum()
+                                  :compute())
+        if gz then -- a gzip file is read whole, beside the streamed one
+          local both = bag.read_text({dir .. "/s.txt", dir .. "/t.txt.gz"},
+                                     {blocksize = bs})
+          assert.are.equal(2 * nwords, both:map(words):flatten():count()
+                                            :compute())
+        end
+      end
+      local msg = errmsg(function()
+        bag.read_text(dir .. "/s.txt", {blocksize = 5000}):map(function(l)
+          if l:find("long long") then error("no long lines here") end
+          return l
+        end):compute()
+      end)
+      assert.matches("no long lines here", msg)
+    end
+    lask.config.reset()
+  end)
+
   it("counts words with the C string helpers", function()
     write("w.txt", "the cat\nThe dog the end\n")
     local top = bag.read_text(dir .. "/w.txt", {blocksize = 4})
