@@ -913,7 +913,12 @@ static int nd_stats(lua_State *L) {
   return 2;
 }
 
+/* pool_limit([bytes]): the pool's limit; with none, the default again. */
 static int nd_pool_limit(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lask__buf_pool_limit(LASK_POOL_DEFAULT);
+    return 0;
+  }
   lua_Number v = luaL_checknumber(L, 1);
   lask__buf_pool_limit(v > 0 ? (size_t)v : 0);
   return 0;

@@ -17,7 +17,7 @@
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lask_buf *pool[POOL_SLOTS];
 static int pool_n;
-static size_t pool_bytes, pool_limit = (size_t)512 << 20;
+static size_t pool_bytes, pool_limit = LASK_POOL_DEFAULT;
 static size_t live_bytes; /* atomic */
 
 /* Buffers of at least HUGE_MIN bytes are mapped on their own, 2 MB

@@ -60,6 +60,8 @@ LASK_INTERNAL void lask__buf_release(struct lask_buf *b);
 LASK_INTERNAL size_t lask__buf_live(void);
 /* Bytes currently held by live buffers and by the pool. */
 LASK_INTERNAL void lask__buf_stats(size_t *live, size_t *pooled);
+/* The pool's limit until lask__buf_pool_limit changes it. */
+#define LASK_POOL_DEFAULT ((size_t)512 << 20)
 /* Frees every pooled buffer; the pool keeps at most 'limit' bytes from now
 ** on. */
 LASK_INTERNAL void lask__buf_pool_limit(size_t limit);

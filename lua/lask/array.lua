@@ -74,6 +74,9 @@ local function limit_pool()
   if limit and limit ~= pool_set then
     nd.pool_limit(limit / 4)
     pool_set = limit
+  elseif not limit and pool_set then -- memory_limit cleared: the default
+    nd.pool_limit()
+    pool_set = nil
   end
 end
 

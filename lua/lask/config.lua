@@ -53,9 +53,10 @@ local schema = {
     check = function(v) return type(v) == "boolean" end,
     what = "a boolean", default = false,
   },
+  -- false: no limit (the default), so that a limit set can be cleared
   memory_limit = {
-    check = function(v) return config.bytes(v) ~= nil end,
-    what = 'a number of bytes or a string like "2GB"',
+    check = function(v) return v == false or config.bytes(v) ~= nil end,
+    what = 'a number of bytes, a string like "2GB" or false (no limit)',
   },
   profile = {
     check = function(v) return type(v) == "boolean" end,

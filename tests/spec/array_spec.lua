@@ -2581,6 +2581,17 @@ describe("lask arrays", function()
         for _, c in ipairs(big.chunks[2]) do t2 = t2 + c; n = n + 1 end
         assert.are.equal(8192, t2)
         assert.is_true(n > 2, "a 256 MB array should be split")
+        -- a memory_limit makes smaller blocks, until cleared with false
+        local blocks = function()
+          local x = la.zeros({4096, 8192}, {chunks = "auto"})
+          return #x.chunks[1] * #x.chunks[2]
+        end
+        lask.config.set{memory_limit = "256MB", num_workers = 2}
+        local plain = #big.chunks[1] * #big.chunks[2]
+        assert.is_true(blocks() > plain, "smaller blocks under a limit")
+        lask.config.set{memory_limit = false}
+        assert.are.equal(plain, blocks())
+        lask.config.reset()
         local ints = la.arange(10, {chunks = 4})
         assert.are.equal("int64", ints.dtype)
         assert.are.same({{4, 4, 2}}, ints.chunks)

@@ -656,6 +656,8 @@ for _, sched in ipairs({"sync", "threads"}) do
       assert.is_truthy(errmsg(function()
         return b:groupby(function(x) return x % 3 end):compute()
       end):find(bad, 1, true))
+      lask.config.set{memory_limit = false} -- cleared: "tasks" again
+      assert.are.equal(3, #b:groupby(function(x) return x % 3 end):compute())
     end)
 
     it("names the file when a write fails (a full disk)", function()
@@ -789,6 +791,18 @@ describe("bag text files", function()
     assert.matches("memory_limit", errmsg(lask.config.set,
       {memory_limit = 0.5}))
     lask.config.set{memory_limit = "64mb"}
+    lask.config.reset()
+  end)
+
+  it("sizes blocks by memory_limit until it is cleared with false",
+     function()
+    write("big.txt", ("0123456789abcde\n"):rep(200000)) -- 3.2 MB
+    lask.config.set{memory_limit = "16MB", num_workers = 2}
+    assert.are.equal(4, bag.read_text(dir .. "/big.txt").npartitions)
+    lask.config.set{memory_limit = false}
+    assert.are.equal(1, bag.read_text(dir .. "/big.txt").npartitions)
+    assert.is_false(lask.config.get("memory_limit"))
+    assert.matches("or false", errmsg(lask.config.set, {memory_limit = true}))
     lask.config.reset()
   end)
 
