@@ -361,8 +361,10 @@ function bag.run_pipeline(part, steps)
   for _, s in ipairs(steps) do
     if s[1] == "list" then
       if #seg > 0 then run = bag.run_steps(run, seg) seg = {} end
-      run = bag.check_list(s[2](run, unpack(s, 3, s.n)),
-                           "bag.map_partitions (or a string helper)")
+      run = s[2](run, unpack(s, 3, s.n))
+      if s.user then -- the string helpers make lists
+        core.check_sequence(run, "bag.map_partitions")
+      end
     else
       seg[#seg + 1] = s
     end
@@ -535,7 +537,7 @@ end
 --- A bag whose partitions are the values of the given Delayed lists.
 -- A user's Delayed partition, checked to be a list when it is computed.
 local as_list = lask.delayed(function(p)
-  return require("lask.bag").check_list(p)
+  return require("lask.core").check_sequence(p, "bag.from_delayed")
 end, {name = "from-delayed"})
 
 function bag.from_delayed(list)
@@ -793,7 +795,7 @@ end
 --- map_partitions(f, ...): f(list, ...) -> list, per partition.
 function methods:map_partitions(f, ...)
   check_fn(f, "bag.map_partitions", 1)
-  local step = {"list", f, n = select("#", ...) + 2}
+  local step = {"list", f, n = select("#", ...) + 2, user = true}
   for i = 1, select("#", ...) do
     local v = select(i, ...)
     if getmetatable(v) == bag.Item then -- a lazy reduction: its value

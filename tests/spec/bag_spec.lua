@@ -427,8 +427,9 @@ for _, sched in ipairs({"sync", "threads"}) do
       local m = b:map(function(x) if x ~= 2 then return x end end, b)
       assert.matches("an element is nil", errmsg(m.compute, m))
       local h = b:map_partitions(function() return 5 end)
-      assert.matches("map_partitions .*must be a list, got a number",
-                     errmsg(h.compute, h))
+      assert.matches(
+        "bag.map_partitions: a partition must be a list, got a number",
+        errmsg(h.compute, h))
       local d = bag.from_delayed({lask.delayed({1}), lask.delayed(5)})
       for _, r in ipairs{d, d:min(), d:topk(1), d:distinct(), d:mean(),
                          d:repartition(1)} do
@@ -440,6 +441,32 @@ for _, sched in ipairs({"sync", "threads"}) do
                      errmsg(function() return s:flatten():compute() end))
       assert.matches("bag.pluck: cannot take key 1 of a number",
                      errmsg(function() return s:pluck(1):compute() end))
+    end)
+
+    it("refuses lists with holes from map_partitions and from_delayed",
+       function()
+      local b = bag.from_sequence({1, 2, 3, 4}, {npartitions = 2})
+      local holes = {
+        function(p) return {p[1], nil, p[2]} end, -- inside
+        function(p) local t = {p[1]}; t[3] = p[2]; return t end, -- past #
+        function(p) return {[2] = p[1]} end,
+      }
+      for _, f in ipairs(holes) do
+        local h = b:map_partitions(f)
+        for _, r in ipairs{h, h:count(), h:map(tostring)} do
+          assert.matches("bag.map_partitions: the list has a hole at index",
+                         errmsg(r.compute, r))
+        end
+      end
+      -- other keys are let be; a list ending in nil is a list
+      local ok = b:map_partitions(function(p)
+        return {p[1], p[2], nil, n = 2, name = "x"}
+      end)
+      assert.are.same({1, 2, 3, 4}, ok:compute())
+      local d = bag.from_delayed({lask.delayed({1, 2}),
+                                  lask.delayed({1, nil, 3})})
+      assert.matches("bag.from_delayed: the list has a hole at index 2",
+                     errmsg(d.compute, d))
     end)
 
     it("joins with a list, a Delayed list, an Item or a bag", function()
