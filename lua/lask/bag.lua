@@ -143,7 +143,8 @@ end
 -- not hide them from the code that follows.
 local RESERVED = {}
 for w in ([[src S B nil_element uncountable not_list not_indexable type acc
-  out m k r0 rs i0 xs v x error tostring _ENV rd xs0 next_lines n0]]):gmatch("[%w_]+") do
+  out m k r0 rs i0 xs v x error tostring _ENV rd xs0 next_lines
+  n0]]):gmatch("[%w_]+") do
   RESERVED[w] = true
 end
 
@@ -247,7 +248,8 @@ local CHUNK = "[lask] bag pipeline"
 -- the block's lines are never all alive at once (less memory, and the
 -- collector does not go over them again and again).
 local TEXT_LINE = 64 -- bytes a line, to guess a block's number of lines
-local TEXT_LOOP = "local rd, xs0 = B.block_lines(src[1], src[2], src[3]), {}\n" ..
+local TEXT_LOOP =
+  "local rd, xs0 = B.block_lines(src[1], src[2], src[3]), {}\n" ..
   "local next_lines = B.next_lines\n" ..
   "while true do local n0 = next_lines(rd, xs0, 1024)\n" ..
   "if n0 == 0 then break end\n" ..
@@ -264,7 +266,8 @@ local function compile_steps(steps, source, sink, src, noinline)
   if source == "range" then
     n = src[4] - src[3] + 1
   elseif source == "text" then
-    n = math.floor(src[3] / TEXT_LINE) -- lines, about: the count is not known yet
+    -- about: the number of lines is not known before the block is read
+    n = math.floor(src[3] / TEXT_LINE)
   else
     n = #bag.check_list(src)
   end

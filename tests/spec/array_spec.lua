@@ -2583,8 +2583,8 @@ describe("lask arrays", function()
         assert.is_true(n > 2, "a 256 MB array should be split")
         -- a memory_limit makes smaller blocks, until cleared with false
         local blocks = function()
-          local x = la.zeros({4096, 8192}, {chunks = "auto"})
-          return #x.chunks[1] * #x.chunks[2]
+          local z = la.zeros({4096, 8192}, {chunks = "auto"})
+          return #z.chunks[1] * #z.chunks[2]
         end
         lask.config.set{memory_limit = "256MB", num_workers = 2}
         local plain = #big.chunks[1] * #big.chunks[2]
