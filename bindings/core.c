@@ -171,21 +171,13 @@ static int job_gc(lua_State *L) {
   return 0;
 }
 
-static int msg_traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)",
-                                         luaL_typename(L, 1));
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 /* In the worker state: decode the call, run it, encode {n, results...}. */
 static int run_job(lua_State *L) {
   struct tcall *j = lua_touserdata(L, 1);
   lua_settop(L, 0);
   lask__value_decode(L, j->in.p, j->in.len, 0);
   int pack = lua_gettop(L);
-  lua_pushcfunction(L, msg_traceback);
+  lua_pushcfunction(L, lask__task_traceback);
   lua_rawgeti(L, pack, 1);
   lua_rawgeti(L, pack, 2);
   int nargs = (int)lua_tointeger(L, -1);
@@ -345,6 +337,7 @@ static const luaL_Reg core_funcs[] = {
   {"task_hash", l_task_hash},
   {"cpu_count", l_cpu_count},
   {"now", l_now},
+  {"task_traceback", lask__task_traceback},
   {"isatty", l_isatty},
   {"build_job", lask__build_job},
   {"run_job", lask__run_job},

@@ -139,37 +139,6 @@ static void push_function(lua_State *L, struct run *run, uint32_t fid) {
   lua_remove(L, -2);
 }
 
-/* Calls __tostring on the value at 1 (protected by the caller). */
-static int call_tostring(lua_State *L) {
-  luaL_callmeta(L, 1, "__tostring");
-  return 1;
-}
-
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    /* A __tostring that raises must not lose the original error. */
-    lua_pushcfunction(L, call_tostring);
-    lua_pushvalue(L, 1);
-    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL &&
-        (lua_pop(L, 1), lua_pcall(L, 1, 1, 0) == 0) &&
-        lua_type(L, -1) == LUA_TSTRING) {
-      msg = lua_tostring(L, -1);
-    } else {
-      msg = lua_pushfstring(L, "(error object is a %s value)",
-                            luaL_typename(L, 1));
-    }
-  }
-  /* A message raised again with the traceback of where it was first
-  ** raised (bag pipelines with inlined steps) keeps that one alone. */
-  if (strstr(msg, "\nstack traceback:\n") != NULL) {
-    lua_pushstring(L, msg);
-    return 1;
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 /* Protected: pushes a task's function (unless fid is 0: a literal) and
 ** decodes its arguments (args: running*, fid, payload bytes as light
 ** userdata, their length, how many items, deps). */
@@ -220,7 +189,7 @@ static void run_member(lua_State *L, struct running *r, uint32_t task) {
   luaL_checkstack(L, (int)nargs + 8, "lask: too many task arguments");
   struct lask_deps deps = {push_dep, r};
   int base = lua_gettop(L);
-  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, lask__task_traceback);
   lua_pushcfunction(L, decode_protected);
   lua_pushlightuserdata(L, r);
   lua_pushinteger(L, (lua_Integer)fid);

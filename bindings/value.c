@@ -101,6 +101,37 @@ int lask__fail(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+/* Calls __tostring on the value at 1 (protected by the caller). */
+static int call_tostring(lua_State *L) {
+  luaL_callmeta(L, 1, "__tostring");
+  return 1;
+}
+
+int lask__task_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    /* A __tostring that raises must not lose the original error. */
+    lua_pushcfunction(L, call_tostring);
+    lua_pushvalue(L, 1);
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL &&
+        (lua_pop(L, 1), lua_pcall(L, 1, 1, 0) == 0) &&
+        lua_type(L, -1) == LUA_TSTRING) {
+      msg = lua_tostring(L, -1);
+    } else {
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+    }
+  }
+  /* A message raised again with the traceback of where it was first
+  ** raised (bag pipelines with inlined steps) keeps that one alone. */
+  if (strstr(msg, "\nstack traceback:\n") != NULL) {
+    lua_pushstring(L, msg);
+    return 1;
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
 int lask__raise_rc(lua_State *L, int rc, const char *what) {
   return lask__fail(L, "lask: %s: %s", what, lask_strerror(rc));
 }

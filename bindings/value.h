@@ -39,6 +39,14 @@ LASK_INTERNAL struct lask_wbuf *lask__new_boxed_wbuf(lua_State *L);
 ** prefix: lask's messages start with "lask:" wherever they are caught. */
 LASK_INTERNAL int lask__fail(lua_State *L, const char *fmt, ...);
 
+/* The message handler of a task (on every scheduler, lask.core's
+** task_traceback): the message with a traceback from where it was raised.
+** An error object that is not a string is named through its __tostring
+** (an error in that is not allowed to hide the first one), else by its
+** type; a message that has a traceback already (raised again by a bag
+** pipeline with inlined steps) keeps it alone. */
+LASK_INTERNAL int lask__task_traceback(lua_State *L);
+
 /* The module index (modindex.c): pushes the table object -> MODREF payload,
 ** rebuilt first if it does not exist or, when 'check' is set, if
 ** package.loaded changed since it was built. */

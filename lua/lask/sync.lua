@@ -1,10 +1,11 @@
 --- The synchronous scheduler: runs a graph in the calling Lua state, one
 -- task at a time, with no threads and no serialization. It is the
 -- reference semantics of every other scheduler, and the one to debug with.
--- Dependencies: `lask.delayed`, `lask.graph`.
+-- Dependencies: `lask.delayed`, `lask.graph`, `lask.core`.
 -- @module lask.sync
 local delayed = require "lask.delayed"
 local graph = require "lask.graph"
+local core = require "lask.core"
 local unpack = table.unpack or unpack -- LuaJIT has only the global
 
 local M = {}
@@ -27,23 +28,11 @@ local function substitute(v, values, copies)
   return out
 end
 
--- The traceback of a failing task, cut where the scheduler called it. A
--- message that is not a string is named as the threads scheduler names it;
--- one that has its traceback already (raised again by a bag pipeline with
--- inlined steps) keeps it.
-local function traceback(msg)
-  if type(msg) ~= "string" and type(msg) ~= "number" then
-    local mt = getmetatable(msg)
-    local ok, s = false, nil
-    if type(mt) == "table" and mt.__tostring then
-      ok, s = pcall(tostring, msg)
-    end
-    msg = ok and type(s) == "string" and s or
-          ("(error object is a %s value)"):format(type(msg))
-  end
-  msg = tostring(msg)
-  local tb = msg:find("\nstack traceback:\n", 1, true) and msg or
-             debug.traceback(msg, 2)
+-- A failing task's message and traceback, made by the threads scheduler's
+-- own message handler (lask.core.task_traceback), cut where this
+-- scheduler called the task.
+local task_traceback = core.task_traceback
+local function cut(tb)
   return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
 end
 
@@ -62,7 +51,7 @@ function M.run(outputs, hooks)
   end
   for _, d in ipairs(outputs) do consumers[d] = math.huge end
   local profile = hooks and hooks.wants_profile and {} or nil
-  local now = profile and require("lask.core").now
+  local now = profile and core.now
   if hooks then hooks.start(#order) end
   for done, d in ipairs(order) do
     local t0 = now and now()
@@ -84,8 +73,10 @@ function M.run(outputs, hooks)
           end
         end
       end
-      local ok, res = xpcall(d[2], traceback, unpack(call, 1, call.n))
-      if not ok then error(M.task_error(delayed.key(d), res), 0) end
+      local ok, res = xpcall(d[2], task_traceback, unpack(call, 1, call.n))
+      if not ok then
+        error(M.task_error(delayed.key(d), cut(tostring(res))), 0)
+      end
       result = res
     end
     if result == nil then result = NIL end
