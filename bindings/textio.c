@@ -198,6 +198,7 @@ static int l_next_lines(lua_State *L) {
   struct mapped *m = luaL_checkudata(L, 1, MAPPED);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer max = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, max >= 1, 3, "must be at least 1");
   lua_Integer k = 0;
   if (m->p == NULL) { /* released: every line was taken */
     lua_pushinteger(L, 0);

@@ -899,6 +899,34 @@ describe("bag text files", function()
     end
   end)
 
+  it("reads a block's lines a chunk at a time (core.next_lines)", function()
+    local core = require "lask.core"
+    local path = write("c.txt", "a\nbb\r\n\nccc")
+    local rd, buf = core.block_lines(path, 0, 100), {}
+    assert.are.equal(2, core.next_lines(rd, buf, 2))
+    assert.are.same({"a\n", "bb\r\n"}, buf)
+    assert.are.equal(2, core.next_lines(rd, buf, 5))
+    assert.are.same({"\n", "ccc"}, buf)
+    assert.are.equal(0, core.next_lines(rd, buf, 5))
+    assert.are.equal(0, core.next_lines(rd, buf, 5))
+    -- the second block owns the lines starting in it, as read_block says
+    rd = core.block_lines(path, 3, 100)
+    assert.are.equal(2, core.next_lines(rd, buf, 9))
+    assert.are.same({"\n", "ccc"}, buf)
+    -- a chunk stops after 1 MB, but always takes one line
+    path = write("l.txt", ("x"):rep(3e6) .. "\n" .. ("y"):rep(10) .. "\n")
+    rd = core.block_lines(path, 0, 4e6)
+    assert.are.equal(1, core.next_lines(rd, buf, 1024))
+    assert.are.equal(3e6 + 1, #buf[1])
+    assert.are.equal(1, core.next_lines(rd, buf, 1024))
+    assert.are.equal(("y"):rep(10) .. "\n", buf[1])
+    assert.matches("at least 1", errmsg(core.next_lines, rd, buf, 0))
+    assert.matches("lask.TextBlock expected",
+                   errmsg(core.next_lines, {}, buf, 1))
+    assert.matches("cannot open .*nope", errmsg(core.block_lines,
+                                                 dir .. "/nope", 0, 10))
+  end)
+
   it("streams a block's lines through fused steps as the list path would",
      function()
     -- more than one chunk of lines (1024) and of bytes (1 MB) per block,
