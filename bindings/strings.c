@@ -10,6 +10,7 @@
 */
 #include <ctype.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -127,43 +128,38 @@ static int l_str_split_flat(lua_State *L) {
   return 1;
 }
 
-/* Is 'v' (a number) a whole number >= 1? Then it is *k. */
-static int positive_index(lua_State *L, int i, lua_Number *k) {
-  if (lua_type(L, i) != LUA_TNUMBER) return 0;
-  *k = lua_tonumber(L, i);
-  return *k >= 1 && *k == (lua_Number)(lua_Integer)*k;
-}
-
 /* check_sequence(list, who) -> list, when its elements are list[1..#list]
 ** with no nil between them and none past the end (keys that are not whole
 ** numbers are let be); else an error naming the first missing index, for a
-** partition a user's function made (# would silently stop at a border). */
+** partition a user's function made (# would silently stop at a border).
+** Past the end, the table is walked on from key #list: that covers the
+** rest of a list built in order (its integer keys then live in the array
+** part, walked first), without visiting the elements again. */
 static int l_check_sequence(lua_State *L) {
   const char *who = luaL_checkstring(L, 2);
   if (!lua_istable(L, 1)) {
     return lask__fail(L, "%s: a partition must be a list, got a %s", who,
                       luaL_typename(L, 1));
   }
-  lua_Number n = (lua_Number)lua_rawlen(L, 1), inside = 0, k;
-  int beyond = 0;
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    lua_pop(L, 1);
-    if (!positive_index(L, -1, &k)) continue;
-    if (k <= n) inside++;
-    else beyond = 1;
-  }
-  if (inside == n && !beyond) {
-    lua_settop(L, 1);
-    return 1;
-  }
-  lua_Integer i = 1;
-  for (;; i++) {
+  lua_settop(L, 2);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1), i;
+  for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     int hole = lua_isnil(L, -1);
     lua_pop(L, 1);
-    if (hole) break;
+    if (hole) goto fail;
   }
+  if (n == 0) lua_pushnil(L);
+  else lua_pushinteger(L, n);
+  while (lua_next(L, 1) != 0) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TNUMBER) continue;
+    lua_Number k = lua_tonumber(L, -1);
+    if (isfinite(k) && floor(k) == k && k > (lua_Number)n) goto fail;
+  }
+  lua_settop(L, 1);
+  return 1;
+fail:
   return lask__fail(L, "%s: the list has a hole at index %d (a bag cannot "
                     "hold nil: return false, or leave the element out)",
                     who, (int)i);

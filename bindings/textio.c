@@ -187,6 +187,13 @@ static int l_block_lines(lua_State *L) {
   return 1;
 }
 
+/* close_lines(reader): gives the block's memory back now (next_lines
+** then finds no line left). */
+static int l_close_lines(lua_State *L) {
+  luaL_checkudata(L, 1, MAPPED);
+  return mapped_gc(L);
+}
+
 /* A chunk of next_lines stops after this many bytes (long lines). */
 #define LINES_BYTES (1u << 20)
 
@@ -345,6 +352,7 @@ static const luaL_Reg textio_funcs[] = {
   {"read_block", l_read_block},
   {"block_lines", l_block_lines},
   {"next_lines", l_next_lines},
+  {"close_lines", l_close_lines},
   {"read_gzip", l_read_gzip},
   {"file_size", l_file_size},
   {"glob", l_glob},

@@ -132,7 +132,7 @@ function bag.not_indexable(x, k, who)
                                                   tostring(k), type(x)), 0)
 end
 
-bag.block_lines, bag.next_lines = core.block_lines, core.next_lines
+bag.next_lines = core.next_lines
 
 function bag.uncountable(x)
   if x == nil then bag.nil_element() end
@@ -243,13 +243,14 @@ end
 -- lask.bag_inline); it is then cached by its source, and returned with
 -- the line map that moves its errors to the user's lines.
 local CHUNK = "[lask] bag pipeline"
--- A text source (src is a read_text block {path, start, size}) is read by
--- the loop itself, its lines made a chunk at a time into one reused list:
+-- A text source (a read_text block {path, start, size}; the loop is given
+-- its reader, see run_compiled) is read by the loop itself, its lines
+-- made a chunk at a time into one reused list:
 -- the block's lines are never all alive at once (less memory, and the
 -- collector does not go over them again and again).
 local TEXT_LINE = 64 -- bytes a line, to guess a block's number of lines
 local TEXT_LOOP =
-  "local rd, xs0 = B.block_lines(src[1], src[2], src[3]), {}\n" ..
+  "local rd, xs0 = src, {}\n" ..
   "local next_lines = B.next_lines\n" ..
   "while true do local n0 = next_lines(rd, xs0, 1024)\n" ..
   "if n0 == 0 then break end\n" ..
@@ -332,13 +333,22 @@ end
 -- Runs a compiled pipeline. An error raised in an inlined expression is
 -- reported at the user's line; a message is given its traceback where it
 -- was raised (the schedulers add none to a message that has one).
+-- A text source's loop reads its block through a reader made here: an
+-- error closes it at once (its memory is mapped, which the collector does
+-- not see, so a failed run would otherwise keep the block for a while).
 local function run_compiled(src, steps, source, sink)
   local fn, lines = compile_steps(steps, source, sink, src)
-  if not lines then return fn(src, steps, bag) end
+  local rd = source == "text" and core.block_lines(src[1], src[2], src[3])
+  if not lines and not rd then return fn(src, steps, bag) end
   local ok, r = xpcall(fn, function(m)
-    if type(m) ~= "string" then return m end
-    return debug.traceback(inline.remap(m, CHUNK, lines), 2)
-  end, src, steps, bag)
+    if rd then core.close_lines(rd) end
+    if type(m) ~= "string" or
+       m:find("\nstack traceback:\n", 1, true) then
+      return m
+    end
+    if lines then m = inline.remap(m, CHUNK, lines) end
+    return debug.traceback(m, 2)
+  end, rd or src, steps, bag)
   if ok then return r end
   error(r, 0)
 end

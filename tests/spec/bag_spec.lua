@@ -450,6 +450,7 @@ for _, sched in ipairs({"sync", "threads"}) do
         function(p) return {p[1], nil, p[2]} end, -- inside
         function(p) local t = {p[1]}; t[3] = p[2]; return t end, -- past #
         function(p) return {[2] = p[1]} end,
+        function(p) return {p[1], p[2], [2 ^ 63] = 1} end, -- far past #
       }
       for _, f in ipairs(holes) do
         local h = b:map_partitions(f)
@@ -925,6 +926,30 @@ describe("bag text files", function()
                    errmsg(core.next_lines, {}, buf, 1))
     assert.matches("cannot open .*nope", errmsg(core.block_lines,
                                                  dir .. "/nope", 0, 10))
+  end)
+
+  it("gives a block's memory back when a streamed step fails", function()
+    local function rss_mb()
+      local f = io.open("/proc/self/status")
+      if not f then return nil end
+      local s = f:read("a")
+      f:close()
+      local kb = s:match("VmRSS:%s+(%d+)")
+      return kb and tonumber(kb) / 1024
+    end
+    if not rss_mb() then return pending("needs /proc/self/status") end
+    local path = write("big.txt", (("x"):rep(63) .. "\n"):rep(2 ^ 19)) -- 32 MB
+    local b = bag.read_text(path, {blocksize = false})
+    local before = rss_mb()
+    for _ = 1, 10 do
+      assert.matches("boom", errmsg(function()
+        return b:map(function() error("boom") end):count()
+                :compute{scheduler = "sync"}
+      end))
+    end
+    -- each failed run would keep its 32 MB block until a collection
+    local grown = rss_mb() - before
+    assert.is_true(grown < 100, ("RSS grew by %.0f MB"):format(grown))
   end)
 
   it("streams a block's lines through fused steps as the list path would",
