@@ -146,17 +146,23 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   return p;
 }
 
-/* read_block(path, start, size) -> the list of lines the block owns (see
-** lask__read_block_bytes for which lines those are). */
-static int l_read_block(lua_State *L) {
+/* Reads the block given as arguments (path, start, size) 1-3, as
+** lask__read_block_bytes does. */
+static const char *block_args(lua_State *L, size_t *n, int *box) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
   lua_Integer size = luaL_checkinteger(L, 3);
   luaL_argcheck(L, start >= 0, 2, "negative offset");
   luaL_argcheck(L, size > 0, 3, "block size must be positive");
+  return lask__read_block_bytes(L, path, start, size, n, box);
+}
+
+/* read_block(path, start, size) -> the list of lines the block owns (see
+** lask__read_block_bytes for which lines those are). */
+static int l_read_block(lua_State *L) {
   size_t n;
   int box;
-  const char *p = lask__read_block_bytes(L, path, start, size, &n, &box);
+  const char *p = block_args(L, &n, &box);
   const char *end = p + n;
   lua_newtable(L);
   lua_Integer k = 0;
@@ -175,14 +181,9 @@ static int l_read_block(lua_State *L) {
 ** for next_lines: the block's bytes are read now, its lines made a few at
 ** a time (a fused pipeline holds a chunk of lines, not the whole block). */
 static int l_block_lines(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  lua_Integer start = luaL_checkinteger(L, 2);
-  lua_Integer size = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, start >= 0, 2, "negative offset");
-  luaL_argcheck(L, size > 0, 3, "block size must be positive");
   size_t n;
   int box;
-  lask__read_block_bytes(L, path, start, size, &n, &box);
+  block_args(L, &n, &box);
   lua_pushvalue(L, box);
   return 1;
 }
