@@ -124,11 +124,19 @@ int lask__task_traceback(lua_State *L) {
   }
   /* A message raised again with the traceback of where it was first
   ** raised (bag pipelines with inlined steps) keeps that one alone. */
-  if (strstr(msg, "\nstack traceback:\n") != NULL) {
-    lua_pushstring(L, msg);
-    return 1;
+  if (strstr(msg, "\nstack traceback:\n") != NULL) lua_pushstring(L, msg);
+  else luaL_traceback(L, L, msg, 1);
+  /* The outermost frame is the C function the scheduler called the task
+  ** from ("[C]: in ?", or an address on LuaJIT): not the user's, so it is
+  ** left out, unless it is the only frame. */
+  size_t len;
+  const char *tb = lua_tolstring(L, -1, &len);
+  const char *head = strstr(tb, "\nstack traceback:\n");
+  const char *last = strrchr(tb, '\n');
+  if (head != NULL && last > strchr(head + 1, '\n') &&
+      strncmp(last, "\n\t[C]: ", 6) == 0) {
+    lua_pushlstring(L, tb, (size_t)(last - tb));
   }
-  luaL_traceback(L, L, msg, 1);
   return 1;
 }
 

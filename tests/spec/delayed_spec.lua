@@ -176,6 +176,13 @@ for _, opts in ipairs(SCHEDULERS) do
       assert.matches("task '" .. d:key() .. "' raised an error", msg, 1, true)
       assert.matches("broken 2", msg, 1, true)
       assert.matches("stack traceback", msg, 1, true)
+      -- ends at the task's function, as on the sync scheduler: not in
+      -- the scheduler's C frame
+      assert.matches("in function <[^\n]*>$", msg)
+      local c = lask.delayed(error)("plain")
+      msg = errmsg(c.compute, c, opts)
+      -- one frame: error itself (LuaJIT names it [builtin#19])
+      assert.matches("stack traceback:\n\t[^\n]*$", msg)
     end)
 
     it("names an error object that is not a string", function()
