@@ -801,14 +801,6 @@ static void blas_for_this_thread(void) {
 static int nd_matmul(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1), *b = check_nd(L, 2);
   int dt = check_dtype(L, 3);
-  /* the inner dimensions, named (a 1-d a is a row, a 1-d b a column) */
-  if (a->ndim >= 1 && a->ndim <= 2 && b->ndim >= 1 && b->ndim <= 2 &&
-      a->shape[a->ndim - 1] != b->shape[0]) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "inner dimensions differ (%lld and %lld)",
-             (long long)a->shape[a->ndim - 1], (long long)b->shape[0]);
-    luaL_error(L, "lask: matmul: %s", msg);
-  }
   struct lask_nd *out = lask__nd_push(L);
   const char *why = NULL;
   blas_for_this_thread();

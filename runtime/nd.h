@@ -208,7 +208,8 @@ LASK_INTERNAL int lask__nd_reduce(const struct lask_nd *in, uint64_t mask,
 
 /* Matrix product of 1-d or 2-d a and b (NumPy's matmul for those ranks)
 ** into 'out', allocated here (float64 or float32 through CBLAS, integers by
-** plain loops in int64). Returns 0, LASK_EINVAL (*why) or LASK_ENOMEM. */
+** plain loops in int64). Returns 0, LASK_EINVAL (*why: valid until the
+** thread's next call) or LASK_ENOMEM. */
 LASK_INTERNAL int lask__nd_matmul(const struct lask_nd *a,
                                   const struct lask_nd *b, int out_dtype,
                                   struct lask_nd *out, const char **why);

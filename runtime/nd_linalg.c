@@ -4,6 +4,7 @@
 ** i-k-j loop in int64.
 */
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,8 +82,11 @@ int lask__nd_matmul(const struct lask_nd *a0, const struct lask_nd *b0,
   as_2d(a0, 1, &a);
   as_2d(b0, 0, &b);
   int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1];
-  if (b.shape[0] != k) {
-    *why = "inner dimensions differ";
+  if (b.shape[0] != k) { /* named: a 1-d a is a row, a 1-d b a column */
+    static _Thread_local char msg[80];
+    snprintf(msg, sizeof msg, "inner dimensions differ (%lld and %lld)",
+             (long long)k, (long long)b.shape[0]);
+    *why = msg;
     return LASK_EINVAL;
   }
   int64_t oshape[2];
