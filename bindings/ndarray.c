@@ -32,7 +32,7 @@ struct lask_nd *lask__nd_test(lua_State *L, int idx) {
 static struct lask_nd *check_nd(lua_State *L, int idx) {
   struct lask_nd *a = luaL_testudata(L, idx, LASK_ND_MT);
   if (!a || !a->buf) {
-    luaL_error(L, "lask: argument %d: expected an ndarray, got %s", idx,
+    lask__fail(L, "lask: argument %d: expected an ndarray, got %s", idx,
                a ? "a released ndarray" : luaL_typename(L, idx));
   }
   return a;
@@ -73,8 +73,8 @@ struct lask_nd *lask__nd_push(lua_State *L) {
 
 /* Raises for a failed runtime call. */
 static int nd_fail(lua_State *L, int rc, const char *what, const char *why) {
-  if (rc == LASK_ENOMEM) return luaL_error(L, "lask: %s: out of memory", what);
-  return luaL_error(L, "lask: %s: %s", what, why ? why : lask_strerror(rc));
+  if (rc == LASK_ENOMEM) return lask__fail(L, "lask: %s: out of memory", what);
+  return lask__fail(L, "lask: %s: %s", what, why ? why : lask_strerror(rc));
 }
 
 /* Lua's collector sees only the userdata's few bytes, not the buffer
@@ -177,12 +177,12 @@ static int check_shape(lua_State *L, int idx, int64_t *shape) {
   luaL_checktype(L, idx, LUA_TTABLE);
   int n = (int)lua_rawlen(L, idx);
   if (n > LASK_ND_MAXDIM)
-    luaL_error(L, "lask: a shape has at most %d dimensions", LASK_ND_MAXDIM);
+    lask__fail(L, "lask: a shape has at most %d dimensions", LASK_ND_MAXDIM);
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, idx, i + 1);
     lua_Number v = lua_tonumber(L, -1);
     if (!lua_isnumber(L, -1) || v < 0 || v != floor(v) || v > 0x1p50)
-      luaL_error(L, "lask: shape entry %d must be a non-negative integer",
+      lask__fail(L, "lask: shape entry %d must be a non-negative integer",
                  i + 1);
     shape[i] = (int64_t)v;
     lua_pop(L, 1);
@@ -227,7 +227,7 @@ static void set_elem(lua_State *L, int idx, char *p, int dt) {
   lua_Number v = 0;
   if (lua_type(L, idx) == LUA_TBOOLEAN) v = lua_toboolean(L, idx);
   else if (lua_type(L, idx) == LUA_TNUMBER) v = lua_tonumber(L, idx);
-  else luaL_error(L, "lask: ndarray values must be numbers or booleans, got %s",
+  else lask__fail(L, "lask: ndarray values must be numbers or booleans, got %s",
                   luaL_typename(L, idx));
   switch (dt) {
   case LASK_DT_F64: memcpy(p, &v, 8); break;
@@ -309,18 +309,18 @@ static int nd_index(lua_State *L) {
 static char *elem_at(lua_State *L, struct lask_nd *a, int idx) {
   int given = lua_gettop(L) - idx + 1;
   if (given < a->ndim)
-    luaL_error(L, "lask: ndarray of %d dimensions needs %d indexes, got %d",
+    lask__fail(L, "lask: ndarray of %d dimensions needs %d indexes, got %d",
                a->ndim, a->ndim, given);
   char *p = lask__nd_data(a);
   for (int i = 0; i < a->ndim; i++) {
     lua_Number v = luaL_checknumber(L, idx + i);
     int64_t k = (int64_t)v;
     if ((lua_Number)k != v)
-      luaL_error(L, "lask: index %d must be an integer", i + 1);
+      lask__fail(L, "lask: index %d must be an integer", i + 1);
     int64_t d = a->shape[i];
     if (k < 0) k += d + 1;
     if (k < 1 || k > d)
-      luaL_error(L, "lask: index %d out of range (axis %d has %d elements)",
+      lask__fail(L, "lask: index %d out of range (axis %d has %d elements)",
                  (int)v, i + 1, (int)d);
     p += (k - 1) * a->strides[i];
   }
@@ -364,7 +364,7 @@ static int nd_set(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
   int top = lua_gettop(L);
   if (top != a->ndim + 2)
-    luaL_error(L, "lask: set takes %d indexes and a value", a->ndim);
+    lask__fail(L, "lask: set takes %d indexes and a value", a->ndim);
   char *p = elem_at(L, a, 2);
   fits_or_fail(L, top, a->dtype, "set");
   set_elem(L, top, p, a->dtype);
@@ -417,7 +417,7 @@ static int nd_flat(lua_State *L) {
 static int nd_ptr(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
   if (!lask__nd_is_contig(a))
-    luaL_error(L, "lask: ptr() needs a contiguous array (this one is a "
+    lask__fail(L, "lask: ptr() needs a contiguous array (this one is a "
                "strided view): take a:copy() first");
   lua_pushlightuserdata(L, lask__nd_data(a));
   return 1;
@@ -458,7 +458,7 @@ static int nd_from_flat(lua_State *L) {
   struct lask_nd *a = push_new(L, dt, n, shape, 0);
   int64_t cnt = lask__nd_size(a);
   if ((int64_t)lua_rawlen(L, 3) != cnt)
-    luaL_error(L, "lask: from_flat: %d values for a shape of %d elements",
+    lask__fail(L, "lask: from_flat: %d values for a shape of %d elements",
                (int)lua_rawlen(L, 3), (int)cnt);
   int isz = lask__dtype_size(dt);
   char *p = lask__nd_data(a);
@@ -475,7 +475,7 @@ static int nd_arange(lua_State *L) {
   int dt = check_dtype(L, 1);
   lua_Number nn = luaL_checknumber(L, 2);
   if (nn < 0 || nn > 0x1p50 || nn != floor(nn))
-    luaL_error(L, "lask: arange: bad length");
+    lask__fail(L, "lask: arange: bad length");
   int64_t shape[1] = {(int64_t)nn};
   struct lask_nd *a = push_new(L, dt, 1, shape, 0);
   char *p = lask__nd_data(a);
@@ -544,13 +544,13 @@ static int nd_view(lua_State *L) {
     int64_t d = a->shape[i];
     if (!int_at(L, 2, i + 1, &start) || !int_at(L, 3, i + 1, &step) ||
         !int_at(L, 4, i + 1, &cnt) || (cnt > 1 && (step > d || -step > d)))
-      luaL_error(L, "lask: view: bad start, step or count on axis %d", i + 1);
+      lask__fail(L, "lask: view: bad start, step or count on axis %d", i + 1);
     if (cnt <= 1 && step != 0) step = 1; /* one element: no stride needed */
     int ok = cnt >= 0 && step != 0 &&
              (cnt == 0 || (start >= 0 && start < d &&
                            start + (cnt - 1) * step >= 0 &&
                            start + (cnt - 1) * step < d));
-    if (!ok) luaL_error(L, "lask: view out of range on axis %d", i + 1);
+    if (!ok) lask__fail(L, "lask: view out of range on axis %d", i + 1);
     if (cnt > 0) v->offset += start * a->strides[i];
     v->shape[i] = cnt;
     v->strides[i] = a->strides[i] * step;
@@ -565,7 +565,7 @@ static int nd_transpose(lua_State *L) {
   struct lask_nd *a = check_nd(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if ((int)lua_rawlen(L, 2) != a->ndim)
-    luaL_error(L, "lask: transpose: the permutation must list %d axes",
+    lask__fail(L, "lask: transpose: the permutation must list %d axes",
                a->ndim);
   int seen[LASK_ND_MAXDIM] = {0};
   struct lask_nd *v = lask__nd_push(L);
@@ -577,7 +577,7 @@ static int nd_transpose(lua_State *L) {
     lua_pop(L, 1);
     int p = (int)pn;
     if ((lua_Number)p != pn || p < 0 || p >= a->ndim || seen[p])
-      luaL_error(L, "lask: transpose: not a permutation of the axes");
+      lask__fail(L, "lask: transpose: not a permutation of the axes");
     seen[p] = 1;
     v->shape[i] = a->shape[p];
     v->strides[i] = a->strides[p];
@@ -599,7 +599,7 @@ static int nd_squeeze(lua_State *L) {
     int z = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (z < 0 || z >= a->ndim || a->shape[z] != 1)
-      luaL_error(L, "lask: squeeze: axis %d is not of length 1", z + 1);
+      lask__fail(L, "lask: squeeze: axis %d is not of length 1", z + 1);
     drop[z] = 1;
   }
   struct lask_nd *v = lask__nd_push(L);
@@ -644,9 +644,9 @@ static int nd_reshape(lua_State *L) {
     span *= d;
     cnt *= shape[i];
   }
-  if (cnt < 0) luaL_error(L, "lask: reshape: shape too large");
+  if (cnt < 0) lask__fail(L, "lask: reshape: shape too large");
   if (cnt != lask__nd_size(a))
-    luaL_error(L, "lask: cannot reshape an array of %f elements into %f",
+    lask__fail(L, "lask: cannot reshape an array of %f elements into %f",
                (double)lask__nd_size(a), (double)cnt);
   if (!lask__nd_is_contig(a)) {
     lua_settop(L, 2);
@@ -678,7 +678,7 @@ static int nd_reshape(lua_State *L) {
 /* Gathers arrays at idx..top into 'in' (views copied, no reference). */
 static int gather(lua_State *L, int idx, struct lask_nd *in) {
   int n = lua_gettop(L) - idx + 1;
-  if (n > MAX_EVAL_INPUTS) luaL_error(L, "lask: more than 32 inputs");
+  if (n > MAX_EVAL_INPUTS) lask__fail(L, "lask: more than 32 inputs");
   for (int k = 0; k < n; k++) in[k] = *check_nd(L, idx + k);
   return n;
 }
@@ -698,7 +698,7 @@ static int nd_eval(lua_State *L) {
     shapes[k] = in[k].shape;
   }
   if (lask__nd_broadcast(n, ndims, shapes, &ond, oshape, &bad) != 0)
-    luaL_error(L, "lask: shapes do not broadcast together (axis %d from "
+    lask__fail(L, "lask: shapes do not broadcast together (axis %d from "
                "the right)", bad + 1);
   struct lask_nd *out = push_new(L, dt, ond, oshape, 0);
   const char *why = NULL;
@@ -728,12 +728,12 @@ static int eval_reduce(lua_State *L, int paired) {
   if (paired) {
     luaL_checktype(L, 5, LUA_TTABLE);
     if ((int)lua_rawlen(L, 5) != n)
-      luaL_error(L, "lask: eval_reduce_pair: the pairing lists %d inputs, "
+      lask__fail(L, "lask: eval_reduce_pair: the pairing lists %d inputs, "
                  "%d given", (int)lua_rawlen(L, 5), n);
     for (int k = 0; k < n; k++) {
       int64_t v;
       if (!int_at(L, 5, k + 1, &v) || v < 1 || v > n)
-        luaL_error(L, "lask: eval_reduce_pair: pair[%d] must be an input "
+        lask__fail(L, "lask: eval_reduce_pair: pair[%d] must be an input "
                    "number from 1 to %d", k + 1, n);
       pair[k] = (int)v - 1;
     }
@@ -764,7 +764,7 @@ static int nd_reduce(lua_State *L) {
   int dt = check_dtype(L, 5);
   struct lask_nd *aux = lua_isnoneornil(L, 6) ? NULL : check_nd(L, 6);
   if (aux && aux->dtype != LASK_DT_F64)
-    luaL_error(L, "lask: reduce: the mean must be float64");
+    lask__fail(L, "lask: reduce: the mean must be float64");
   uint64_t mask = 0;
   int na = (int)lua_rawlen(L, 2);
   for (int i = 0; i < na; i++) {
@@ -772,7 +772,7 @@ static int nd_reduce(lua_State *L) {
     lua_Number v = lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (v < 0 || v >= a->ndim || v != floor(v))
-      luaL_error(L, "lask: reduce: bad axis");
+      lask__fail(L, "lask: reduce: bad axis");
     mask |= UINT64_C(1) << (int)v;
   }
   int64_t oshape[LASK_ND_MAXDIM];
@@ -780,7 +780,7 @@ static int nd_reduce(lua_State *L) {
     oshape[i] = ((mask >> i) & 1) ? 1 : a->shape[i];
   if (aux && (aux->ndim != a->ndim ||
               memcmp(aux->shape, oshape, sizeof(int64_t) * (size_t)a->ndim)))
-    luaL_error(L, "lask: reduce: the mean must have the result's shape");
+    lask__fail(L, "lask: reduce: the mean must have the result's shape");
   struct lask_nd *out = push_new(L, dt, a->ndim, oshape, 0);
   struct lask_nd *vals = NULL;
   if (op == LASK_RED_ARGMIN || op == LASK_RED_ARGMAX)
@@ -818,7 +818,7 @@ static int nd_assign(lua_State *L) {
   int64_t osh[LASK_ND_MAXDIM];
   if (lask__nd_broadcast(2, nds, shs, &ond, osh, &bad) != 0 ||
       ond != d->ndim || memcmp(osh, d->shape, sizeof(int64_t) * (size_t)ond))
-    luaL_error(L, "lask: assign: a value of that shape does not fit");
+    lask__fail(L, "lask: assign: a value of that shape does not fit");
   const char *why = NULL;
   int rc;
   if (s->buf == d->buf) {
@@ -845,14 +845,14 @@ static int nd_assemble(lua_State *L) {
   luaL_checktype(L, 5, LUA_TTABLE);
   int nc = (int)lua_rawlen(L, 4);
   if (nregs > 255 || nin > 32 || nc > 255 || res > 255 || nregs < 1)
-    luaL_error(L, "lask: expression too large to fuse (255 steps, 32 inputs)");
+    lask__fail(L, "lask: expression too large to fuse (255 steps, 32 inputs)");
   luaL_buffinit(L, &b);
   char hdr[4] = {(char)nregs, (char)nin, (char)nc, (char)res};
   luaL_addlstring(&b, hdr, 4);
   for (int i = 1; i <= nc; i++) {
     lua_rawgeti(L, 4, i);
     if (!lua_istable(L, -1))
-      luaL_error(L, "lask: assemble: constant %d is not a {lane, value} pair", i);
+      lask__fail(L, "lask: assemble: constant %d is not a {lane, value} pair", i);
     lua_rawgeti(L, -1, 1);
     int lane = (int)lua_tointeger(L, -1);
     lua_rawgeti(L, -2, 2);
@@ -999,13 +999,13 @@ static int open_npy(lua_State *L, const char *path, int flags,
                     struct lask_npy_info *info) {
   int fd = open(path, flags | O_CLOEXEC);
   if (fd < 0)
-    luaL_error(L, "lask: cannot open %s: %s", path, strerror(errno));
+    lask__fail(L, "lask: cannot open %s: %s", path, strerror(errno));
   char msg[160];
   const char *err = read_info(fd, info, msg, sizeof msg);
   if (err) {
     close(fd);
     lua_pushstring(L, err); /* msg lives on this frame: copy it first */
-    luaL_error(L, "lask: %s: %s", path, lua_tostring(L, -1));
+    lask__fail(L, "lask: %s: %s", path, lua_tostring(L, -1));
   }
   return fd;
 }
@@ -1110,7 +1110,7 @@ static int nd_npy_read(lua_State *L) {
   const char *bad = read_box(L, 2, 3, &want);
   if (bad) {
     close(fd);
-    luaL_error(L, "lask: reading %s: %s", path, bad);
+    lask__fail(L, "lask: reading %s: %s", path, bad);
   }
   for (int i = 0; i < b.nd; i++) {
     int s = info.fortran ? b.nd - 1 - i : i;
@@ -1127,7 +1127,7 @@ static int nd_npy_read(lua_State *L) {
   const char *err = box_io(fd, info.data_offset, &b, isz,
                            lask__nd_data(a), 0);
   close(fd);
-  if (err) luaL_error(L, "lask: reading %s: %s", path, err);
+  if (err) lask__fail(L, "lask: reading %s: %s", path, err);
   account(L, a->buf->nbytes, 0); /* after close: it may raise */
   if (info.swap) swap_bytes(lask__nd_data(a), lask__nd_size(a), isz);
   if (info.dtype == LASK_DT_BOOL) { /* any nonzero byte is true */
@@ -1152,18 +1152,18 @@ static int nd_npy_create(lua_State *L) {
   int n = check_shape(L, 3, shape);
   uint8_t hdr[LASK_NPY_HEADER_MAX];
   int64_t hl = lask__npy_header(dt, n, shape, hdr, sizeof hdr);
-  if (hl < 0) luaL_error(L, "lask: npy: cannot make a header for that shape");
+  if (hl < 0) lask__fail(L, "lask: npy: cannot make a header for that shape");
   uint64_t size = (uint64_t)lask__dtype_size(dt);
   for (int i = 0; i < n; i++) size *= (uint64_t)shape[i];
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    luaL_error(L, "lask: cannot create %s: %s", path, strerror(errno));
+    lask__fail(L, "lask: cannot create %s: %s", path, strerror(errno));
   const char *err = NULL;
   if (pwrite(fd, hdr, (size_t)hl, 0) != (ssize_t)hl) err = strerror(errno);
   else if (ftruncate(fd, (off_t)((uint64_t)hl + size)) != 0)
     err = strerror(errno);
   if (close(fd) != 0 && !err) err = strerror(errno);
-  if (err) luaL_error(L, "lask: writing %s: %s", path, err);
+  if (err) lask__fail(L, "lask: writing %s: %s", path, err);
   lua_pushinteger(L, (lua_Integer)hl);
   return 1;
 }
@@ -1213,7 +1213,7 @@ static int nd_npy_write(lua_State *L) {
                          lask__dtype_size(a->dtype), lask__nd_data(&c), 1);
   if (copied) lask__nd_clear(&c);
   if (close(fd) != 0 && !err) err = strerror(errno);
-  if (err) luaL_error(L, "lask: writing %s: %s", path, err);
+  if (err) lask__fail(L, "lask: writing %s: %s", path, err);
   return 0;
 }
 
