@@ -62,7 +62,6 @@ struct mapped {
 
 #define MAPPED "lask.TextBlock"
 
-
 static int mapped_gc(lua_State *L) {
   struct mapped *m = lua_touserdata(L, 1);
   if (m->p != NULL) munmap(m->p, m->cap);
@@ -200,8 +199,8 @@ static int l_close_lines(lua_State *L) {
 
 /* next_lines(reader, list, max) -> k: puts the reader's next lines (at
 ** most max, and no more once 1 MB is taken) in list[1..k]; 0 when none is
-** left. The block's memory is
-** given back as soon as its last line is taken. */
+** left. The block's memory is given back as soon as its last line is
+** taken. */
 static int l_next_lines(lua_State *L) {
   struct mapped *m = luaL_checkudata(L, 1, MAPPED);
   luaL_checktype(L, 2, LUA_TTABLE);

@@ -129,8 +129,7 @@ int lask__task_traceback(lua_State *L) {
   /* The outermost frame is the C function the scheduler called the task
   ** from ("[C]: in ?", or an address on LuaJIT): not the user's, so it is
   ** left out, unless it is the only frame. */
-  size_t len;
-  const char *tb = lua_tolstring(L, -1, &len);
+  const char *tb = lua_tostring(L, -1);
   const char *head = strstr(tb, "\nstack traceback:\n");
   const char *last = strrchr(tb, '\n');
   if (head != NULL && last > strchr(head + 1, '\n') &&
