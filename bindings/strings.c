@@ -135,12 +135,24 @@ static int l_str_split_flat(lua_State *L) {
 ** Past the end, the table is walked on from key #list: that covers the
 ** rest of a list built in order (its integer keys then live in the array
 ** part, walked first), without visiting the elements again. */
+static void check_list(lua_State *L, const char *who) {
+  if (!lua_istable(L, 1)) {
+    lask__fail(L, "%s: a partition must be a list, got a %s", who,
+               luaL_typename(L, 1));
+  }
+}
+
+/* check_list(p [, who]) -> p if it is a table, else an error naming its
+** type: the cheap check of a partition made by lask's own steps. */
+static int l_check_list(lua_State *L) {
+  check_list(L, luaL_optstring(L, 2, "lask.bag"));
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int l_check_sequence(lua_State *L) {
   const char *who = luaL_checkstring(L, 2);
-  if (!lua_istable(L, 1)) {
-    return lask__fail(L, "%s: a partition must be a list, got a %s", who,
-                      luaL_typename(L, 1));
-  }
+  check_list(L, who);
   lua_settop(L, 2);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), i;
   for (i = 1; i <= n; i++) {
@@ -612,6 +624,7 @@ static const luaL_Reg string_funcs[] = {
   {"str_split", l_str_split},
   {"str_split_flat", l_str_split_flat},
   {"flatten_list", l_flatten_list},
+  {"check_list", l_check_list},
   {"check_sequence", l_check_sequence},
   {"str_lower", l_str_lower},
   {"str_upper", l_str_upper},

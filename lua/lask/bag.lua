@@ -115,13 +115,7 @@ function bag.nil_element()
 end
 
 --- p itself if it is a list (a table), else an error naming what it is.
-function bag.check_list(p, who)
-  if type(p) ~= "table" then
-    error(("%s: a partition must be a list, got a %s"):format(
-      who or "lask.bag", type(p)), 0)
-  end
-  return p
-end
+bag.check_list = core.check_list
 
 function bag.not_list(x)
   error(("bag.flatten: an element is a %s, not a list"):format(type(x)), 0)
