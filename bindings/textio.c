@@ -227,46 +227,109 @@ static int l_next_lines(lua_State *L) {
   return 1;
 }
 
-/* read_gzip(path) -> the list of lines of a whole gzip file. */
+/* Appends the decompressed bytes [p, stop) to the lines of read_gzip: each
+** '\n' ends a line pushed as out[++*k]; the rest waits in 'carry'. */
+static void gzip_lines(lua_State *L, int out, lua_Integer *k,
+                       luaL_Buffer *carry, const char *p, const char *stop) {
+  while (p < stop) {
+    const char *nl = memchr(p, '\n', (size_t)(stop - p));
+    const char *line_end = nl ? nl + 1 : stop;
+    luaL_addlstring(carry, p, (size_t)(line_end - p));
+    if (nl == NULL) return;
+    luaL_pushresult(carry);
+    lua_rawseti(L, out, ++*k);
+    luaL_buffinit(L, carry);
+    p = line_end;
+  }
+}
+
+/* The state of read_gzip, in a userdata whose __gc frees it, so an error
+** mid-read (a line too long for memory) leaks neither file nor zlib. */
+struct gzread {
+  FILE *f;
+  z_stream zs;
+  int live; /* zs was initialised */
+  unsigned char in[CHUNK], out[CHUNK];
+};
+
+static void gzread_close(struct gzread *g) {
+  if (g->live) inflateEnd(&g->zs);
+  if (g->f != NULL) fclose(g->f);
+  g->live = 0;
+  g->f = NULL;
+}
+
+static int gzread_gc(lua_State *L) {
+  gzread_close(lua_touserdata(L, 1));
+  return 0;
+}
+
+/* read_gzip(path) -> the list of lines of a whole gzip file. The format is
+** checked as gzip -t does: a file that is not gzip data, an empty one, one
+** cut short and one with bytes after its last member are errors; several
+** members in a row (as `cat a.gz b.gz` makes) are one text. */
 static int l_read_gzip(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  gzFile gz = gzopen(path, "rb");
-  if (gz == NULL) io_fail(L, "cannot open", path);
+  struct gzread *g = lua_newuserdatauv(L, sizeof *g, 0);
+  g->f = NULL;
+  g->live = 0;
+  lua_newtable(L);
+  lua_pushcfunction(L, gzread_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  int box = lua_gettop(L);
+  g->f = fopen(path, "rb");
+  if (g->f == NULL) return io_fail(L, "cannot open", path);
+  memset(&g->zs, 0, sizeof g->zs);
+  if (inflateInit2(&g->zs, 15 + 16) != Z_OK) /* 16: gzip wrapper only */
+    return lask__fail(L, "lask: out of memory reading %s", path);
+  g->live = 1;
   lua_newtable(L);
   int out = lua_gettop(L);
   lua_Integer k = 0;
   luaL_Buffer carry;
   luaL_buffinit(L, &carry);
-  char *buf = malloc(CHUNK);
-  int n = 0, bad = buf == NULL;
-  while (!bad && (n = gzread(gz, buf, CHUNK)) > 0) {
-    const char *p = buf, *stop = buf + n;
-    while (p < stop) {
-      const char *nl = memchr(p, '\n', (size_t)(stop - p));
-      const char *line_end = nl ? nl + 1 : stop;
-      luaL_addlstring(&carry, p, (size_t)(line_end - p));
-      if (nl == NULL) break;
-      luaL_pushresult(&carry);
-      lua_rawseti(L, out, ++k);
-      luaL_buffinit(L, &carry);
-      p = line_end;
+  int rc = Z_OK, any = 0, full = 0; /* any: some input was read; full: */
+  for (;;) {                         /* the last inflate filled 'out' */
+    if (g->zs.avail_in == 0 && !full) {
+      size_t n = fread(g->in, 1, CHUNK, g->f);
+      if (n == 0) {
+        if (ferror(g->f)) return io_fail(L, "cannot read", path);
+        break;
+      }
+      any = 1;
+      g->zs.next_in = g->in;
+      g->zs.avail_in = (uInt)n;
     }
+    if (rc == Z_STREAM_END) { /* a member ended: another must follow */
+      if (g->zs.next_in[0] != 0x1f) break;
+      inflateReset(&g->zs);
+    }
+    g->zs.next_out = g->out;
+    g->zs.avail_out = CHUNK;
+    rc = inflate(&g->zs, Z_NO_FLUSH);
+    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT)
+      return lask__fail(L, "lask: cannot read %s: not gzip data (%s)", path,
+                        g->zs.msg ? g->zs.msg : "corrupt");
+    if (rc == Z_MEM_ERROR)
+      return lask__fail(L, "lask: out of memory reading %s", path);
+    full = rc != Z_STREAM_END && g->zs.avail_out == 0;
+    gzip_lines(L, out, &k, &carry, (const char *)g->out,
+               (const char *)g->out + (CHUNK - g->zs.avail_out));
   }
-  /* At the end, zlib reports a stream cut short as Z_BUF_ERROR. */
-  int errnum = 0;
-  const char *msg = bad ? NULL : gzerror(gz, &errnum);
-  int truncated = n == 0 && errnum == Z_BUF_ERROR;
-  char why[160];
-  snprintf(why, sizeof why, "%s", msg ? msg : "");
-  free(buf);
-  gzclose(gz);
-  if (bad) return lask__fail(L, "lask: out of memory reading %s", path);
-  if (truncated)
+  if (!any)
+    return lask__fail(L, "lask: cannot read %s: empty file, not gzip data",
+                      path);
+  if (rc != Z_STREAM_END)
     return lask__fail(L, "lask: cannot read %s: truncated gzip file", path);
-  if (n < 0) return lask__fail(L, "lask: cannot read %s: %s", path, why);
+  if (g->zs.avail_in > 0)
+    return lask__fail(L, "lask: cannot read %s: bytes after the gzip data",
+                      path);
   luaL_pushresult(&carry);
   if (lua_rawlen(L, -1) > 0) lua_rawseti(L, out, ++k);
   else lua_pop(L, 1);
+  gzread_close(g);
+  lua_remove(L, box);
   return 1;
 }
 

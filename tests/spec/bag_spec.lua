@@ -796,6 +796,37 @@ describe("bag text files", function()
     end
   end)
 
+  it("refuses what is not gzip data and reads gzip members in a row",
+     function()
+    write("m.txt", "member 1\nmember 1 end\n")
+    write("n.txt", "member 2\n")
+    if not os.execute("gzip '" .. dir .. "/m.txt' '" .. dir .. "/n.txt'") then
+      return pending("gzip is not installed")
+    end
+    local function bytes(name)
+      local f = assert(io.open(dir .. "/" .. name, "rb"))
+      local s = f:read("a")
+      f:close()
+      return s
+    end
+    local m, n = bytes("m.txt.gz"), bytes("n.txt.gz")
+    write("mn.txt.gz", m .. n) -- what `cat m.gz n.gz` makes
+    assert.are.same({"member 1\n", "member 1 end\n", "member 2\n"},
+                    bag.read_text(dir .. "/mn.txt.gz"):compute())
+    local bad = {
+      ["plain.gz"] = {"plain text\nnot gzip\n", "not gzip data"},
+      ["magic.gz"] = {"\30" .. m:sub(2), "not gzip data"}, -- 0x1f becomes 0x1e
+      ["empty.gz"] = {"", "empty file, not gzip data"},
+      ["tail.gz"] = {m .. "GARBAGE", "bytes after the gzip data"},
+    }
+    for name, case in pairs(bad) do
+      write(name, case[1])
+      assert.matches(name .. ": " .. case[2], errmsg(function()
+        return bag.read_text(dir .. "/" .. name):count():compute()
+      end), 1, true)
+    end
+  end)
+
   it("reports a write that fails (a full disk)", function()
     local f = io.open("/dev/full", "wb")
     if not f then return pending("this system has no /dev/full") end
