@@ -525,6 +525,14 @@ function bag.range(a, b, c, d)
   end
   opts = check_opts(opts, {npartitions = true}, "bag.range")
   local count = math.max(0, math.floor((last - first) / step) + 1)
+  -- The division rounds: count the k with first + k * step within last
+  -- exactly as the partitions will compute them.
+  local function within(k)
+    local v = first + k * step
+    return step > 0 and v <= last or step < 0 and v >= last
+  end
+  while count > 0 and not within(count - 1) do count = count - 1 end
+  while within(count) do count = count + 1 end
   local np = count_opt(opts.npartitions, "bag.range", "npartitions") or
              math.min(100, math.max(1, math.ceil(count / 100000)))
   np = math.min(np, math.max(count, 1))
@@ -656,11 +664,21 @@ function bag.read_text(paths, opts)
 end
 
 local write_part = lask.delayed(function(part, path)
+  -- the directory is made where the file is written (a '*' may be in it)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then require("lask.core").mkdirs(dir) end
   local f, err = io.open(path, "wb")
   if not f then error("bag.to_textfiles: " .. err, 0) end
   local ok, why = true, nil
   for i = 1, #part do
-    local s = tostring(part[i])
+    local s = part[i]
+    if type(s) == "number" then s = tostring(s)
+    elseif type(s) ~= "string" then
+      f:close()
+      os.remove(path)
+      error(("bag.to_textfiles: element %d of the partition written to %s " ..
+             "is a %s, not a string or number"):format(i, path, type(s)), 0)
+    end
     ok, why = f:write(s)
     if ok and s:sub(-1) ~= "\n" then ok, why = f:write("\n") end
     if not ok then break end
@@ -682,8 +700,6 @@ function methods:to_textfiles(pattern, opts)
   if type(pattern) ~= "string" or not pattern:find("*", 1, true) then
     error("bag.to_textfiles: argument 1 must be a path with a '*'", 2)
   end
-  local dir = pattern:match("^(.*)/[^/]*$")
-  if dir and dir ~= "" then core.mkdirs(dir) end
   local tasks, parts = {}, self:to_delayed()
   local width = #tostring(#parts)
   for i, p in ipairs(parts) do

@@ -50,20 +50,38 @@ end, {name = "bag-reduce-part"})
 local aggregate = lask.delayed(function(f, ...) return f({...}) end,
                                {name = "bag-reduce-agg"})
 
+-- The options of a reduction, {split_every = n}: n is the fan-in of the
+-- tree, a whole number >= 2 (default 8). Errors blame the method's caller.
+local function split_every(opts, who)
+  if opts == nil then return 8 end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    if k ~= "split_every" then
+      error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
+    end
+  end
+  local every = opts.split_every or 8
+  if type(every) ~= "number" or not (every >= 2) or every % 1 ~= 0 then
+    error(who .. ": split_every must be a whole number >= 2", 3)
+  end
+  return every
+end
+
+local function reduce(self, perpart, agg, every)
+  local level = {}
+  for i, p in ipairs(self:to_delayed()) do level[i] = per_partition(perpart, p) end
+  return new_item(bag.reduce_tree(level, agg, every))
+end
+
 --- reduction(perpartition, aggregate [, {split_every = 8}]): perpartition
 -- maps each partition (a list) to a value; aggregate maps a list of those
 -- values to one, in a tree of fan-in split_every. Returns an Item.
 function methods:reduction(perpart, agg, opts)
   check_fn(perpart, "bag.reduction", 1)
   check_fn(agg, "bag.reduction", 2)
-  opts = check_opts(opts, {split_every = true}, "bag.reduction")
-  local every = opts.split_every or 8
-  if type(every) ~= "number" or every < 2 then
-    error("bag.reduction: split_every must be a number >= 2", 2)
-  end
-  local level = {}
-  for i, p in ipairs(self:to_delayed()) do level[i] = per_partition(perpart, p) end
-  return new_item(bag.reduce_tree(level, agg, every))
+  return reduce(self, perpart, agg, split_every(opts, "bag.reduction"))
 end
 
 --- Aggregates a list of Delayed values with agg (a function of a list) in
@@ -109,7 +127,12 @@ function methods:fold(binop, combine, ...)
       if r[2] or has_initial then vals[#vals + 1] = r[1] end
     end
     return {fold_list(combine, nil, false, vals), #vals > 0}
-  end):apply(function(r) return r[1] end)
+  end):apply(function(r)
+    if not r[2] then
+      error("bag.fold: the bag is empty and fold has no initial value", 0)
+    end
+    return r[1]
+  end)
 end
 
 function ops.sum(list)
@@ -120,25 +143,31 @@ end
 
 -- A per-partition total made in the same pass as the pipeline (no list),
 -- then summed in a tree; nil when the steps do not allow it.
-local function fused_total(self, sink)
+local function fused_total(self, sink, every)
   local totals, fused = self:to_delayed(sink)
   if not fused then return nil end
-  return new_item(bag.reduce_tree(totals, ops.sum))
+  return new_item(bag.reduce_tree(totals, ops.sum, every))
 end
 
-function methods:sum()
-  return fused_total(self, "sum") or self:reduction(ops.sum, ops.sum)
+-- The built-in reductions take Dask's split_every in a last options table:
+-- b:sum{split_every = 4}, b:topk(10, 2, {split_every = 4}).
+
+function methods:sum(opts)
+  local every = split_every(opts, "bag.sum")
+  return fused_total(self, "sum", every) or
+         reduce(self, ops.sum, ops.sum, every)
 end
 
-function methods:count()
-  return fused_total(self, "count") or
-         self:reduction(function(p) return #p end, ops.sum)
+function methods:count(opts)
+  local every = split_every(opts, "bag.count")
+  return fused_total(self, "count", every) or
+         reduce(self, function(p) return #p end, ops.sum, every)
 end
 
 local function extreme(name, better)
   -- Each node gives {best}, or {} for a part of the tree with no element.
-  return function(self)
-    return self:reduction(function(p)
+  return function(self, opts)
+    return reduce(self, function(p)
       local best
       for i = 1, #p do
         if best == nil or better(p[i], best) then best = p[i] end
@@ -152,7 +181,7 @@ local function extreme(name, better)
         end
       end
       return {best}
-    end):apply(function(best)
+    end, split_every(opts, "bag." .. name)):apply(function(best)
       if best[1] == nil then
         error(("bag.%s: the bag is empty"):format(name), 0)
       end
@@ -169,8 +198,8 @@ methods.max = extreme("max", function(a, b) return a > b end)
 -- cancellation when the data sit far from zero), merged pairwise by
 -- Chan's formula, the means' difference taken shift to shift (exact for
 -- nearby floats): mean, var, std.
-local function moments(self)
-  return self:reduction(function(p)
+local function moments(self, every)
+  return reduce(self, function(p)
     local n, s, t = #p, 0.0, 0.0
     if n == 0 then return {0, 0.0, 0.0, 0.0, 0.0} end
     local shift = p[1] + 0.0
@@ -199,50 +228,58 @@ local function moments(self)
       end
     end
     return {n, s, m2, shift, off}
-  end)
+  end, every)
 end
 
-function methods:mean()
-  return moments(self):apply(function(m)
+function methods:mean(opts)
+  return moments(self, split_every(opts, "bag.mean")):apply(function(m)
     if m[1] == 0 then error("bag.mean: the bag is empty", 0) end
     return m[2] / m[1]
   end)
 end
 
-function methods:var(ddof)
+-- var([ddof [, opts]]), std([ddof [, opts]])
+local function variance(self, ddof, opts, who)
+  if type(ddof) == "table" and opts == nil then ddof, opts = nil, ddof end
   ddof = ddof or 0
-  if type(ddof) ~= "number" then
-    error("bag.var: ddof must be a number", 2)
+  if type(ddof) ~= "number" or ddof ~= ddof then
+    error(who .. ": ddof must be a number", 3)
   end
-  return moments(self):apply(function(m)
+  return moments(self, split_every(opts, who)):apply(function(m)
     local n = m[1]
     if n - ddof <= 0 then error("bag.var: not enough elements", 0) end
     return m[3] / (n - ddof)
   end)
 end
 
-function methods:std(ddof)
-  return self:var(ddof):apply(math.sqrt)
+function methods:var(ddof, opts)
+  return variance(self, ddof, opts, "bag.var")
 end
 
-function methods:any()
-  return self:reduction(function(p)
+function methods:std(ddof, opts)
+  return variance(self, ddof, opts, "bag.std"):apply(math.sqrt)
+end
+
+function methods:any(opts)
+  local every = split_every(opts, "bag.any")
+  return reduce(self, function(p)
     for i = 1, #p do if p[i] then return true end end
     return false
   end, function(v)
     for i = 1, #v do if v[i] then return true end end
     return false
-  end)
+  end, every)
 end
 
-function methods:all()
-  return self:reduction(function(p)
+function methods:all(opts)
+  local every = split_every(opts, "bag.all")
+  return reduce(self, function(p)
     for i = 1, #p do if not p[i] then return false end end
     return true
   end, function(v)
     for i = 1, #v do if not v[i] then return false end end
     return true
-  end)
+  end, every)
 end
 
 -- --------------------------------------------- frequencies, topk, distinct
@@ -259,9 +296,15 @@ local count_gzip = lask.delayed(function(path, sep)
   return c.count_split(c.read_gzip(path), sep)
 end, {name = "count-words"})
 
---- frequencies([sort]): a bag of {value, count} pairs; with sort, most
--- frequent first.
-function methods:frequencies(sort)
+--- frequencies([sort [, opts]]): a bag of {value, count} pairs; with
+-- sort, most frequent first.
+function methods:frequencies(sort, opts)
+  if type(sort) == "table" and opts == nil then sort, opts = nil, sort end
+  if sort ~= nil and type(sort) ~= "boolean" then
+    error("bag.frequencies: argument 1 (sort) must be a boolean, got " ..
+          type(sort), 2)
+  end
+  local every = split_every(opts, "bag.frequencies")
   local merge = function(tables)
     local t = {}
     for _, c in ipairs(tables) do
@@ -281,23 +324,23 @@ function methods:frequencies(sort)
       counts[i] = blk.gz and count_gzip(blk[1], sep) or
                   count_block(blk[1], blk[2], blk[3], sep)
     end
-    item = new_item(bag.reduce_tree(counts, merge))
+    item = new_item(bag.reduce_tree(counts, merge, every))
   elseif split then
     -- str:split():flatten():frequencies(): count the words straight from
     -- the lines' bytes in C, one Lua string per distinct word.
     local steps = {}
     for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
     local sep, count_split = last[3], core.count_split
-    item = new_bag(self.parts, steps):reduction(function(p)
+    item = reduce(new_bag(self.parts, steps), function(p)
       return count_split(p, sep)
-    end, merge)
+    end, merge, every)
   else
     -- element-wise steps count as they go, with no list in between
     local parts, fused = self:to_delayed("frequencies")
     if fused then
-      item = new_item(bag.reduce_tree(parts, merge))
+      item = new_item(bag.reduce_tree(parts, merge, every))
     else
-      item = self:reduction(core.count_values, merge)
+      item = reduce(self, core.count_values, merge, every)
     end
   end
   item = item:apply(function(t)
@@ -332,36 +375,58 @@ local function check_key(k, who)
 end
 ops.check_key = check_key
 
+-- The keys topk and distinct can order: all numbers or all strings (or
+-- tables with __lt, compared by it). Names the first pair that is not.
+local function check_order(a, b, who)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb or (ta ~= "number" and ta ~= "string" and ta ~= "table") then
+    error(("%s: cannot compare a %s key with a %s key"):format(who, ta, tb),
+          0)
+  end
+end
+
+-- The k largest of 'list' by kf, largest first; equal keys keep the list's
+-- order (as Dask's heapq.nlargest), so the result is the same every run.
+function ops.top(list, k, kf)
+  local rows, first = {}, nil
+  for i = 1, #list do
+    local key = check_key(kf(list[i]), "bag.topk")
+    if first == nil then first = key else check_order(first, key, "bag.topk") end
+    rows[i] = {key, i}
+  end
+  table.sort(rows, function(a, b)
+    if a[1] == b[1] then return a[2] < b[2] end
+    return a[1] > b[1]
+  end)
+  local out = {}
+  for i = 1, math.min(k, #rows) do out[i] = list[rows[i][2]] end
+  return out
+end
+
 --- topk(k [, key]): the k largest elements, largest first; key is a
 -- function or an index (topk(10, 2) ranks {word, count} pairs by count).
-function methods:topk(k, key)
-  if type(k) ~= "number" or k < 0 then
-    error("bag.topk: argument 1 must be a non-negative number", 2)
+function methods:topk(k, key, opts)
+  if type(k) ~= "number" or not (k >= 0) or k % 1 ~= 0 then
+    error("bag.topk: argument 1 must be a whole number >= 0", 2)
   end
+  local every = split_every(opts, "bag.topk")
   local kf = key_fn(key)
-  local function top(list)
-    local sorted = {}
-    for i = 1, #list do
-      sorted[i] = {check_key(kf(list[i]), "bag.topk"), list[i]}
-    end
-    table.sort(sorted, function(a, b) return a[1] > b[1] end)
-    local out = {}
-    for i = 1, math.min(k, #sorted) do out[i] = sorted[i][2] end
-    return out
-  end
-  local item = self:reduction(top, function(lists)
+  local top = ops.top
+  local item = reduce(self, function(list) return top(list, k, kf) end,
+                      function(lists)
     local all = {}
     for _, l in ipairs(lists) do
       for _, x in ipairs(l) do all[#all + 1] = x end
     end
-    return top(all)
-  end)
+    return top(all, k, kf)
+  end, every)
   return item_bag(item)
 end
 
 --- distinct([key]): one element per distinct value (or key), in first-seen
 -- order within partitions.
-function methods:distinct(key)
+function methods:distinct(key, opts)
+  local every = split_every(opts, "bag.distinct")
   local kf = key_fn(key)
   local function uniq(lists)
     local seen, out = {}, {}
@@ -376,7 +441,8 @@ function methods:distinct(key)
     end
     return out
   end
-  return item_bag(self:reduction(function(p) return uniq({p}) end, uniq))
+  return item_bag(reduce(self, function(p) return uniq({p}) end, uniq,
+                         every))
 end
 
 -- ---------------------------------------------------------- foldby, etc.
@@ -788,14 +854,20 @@ end, {name = "bag-sample"})
 --- random_sample(p [, seed]): each element kept with probability p,
 -- deterministic for a seed.
 function methods:random_sample(prob, seed)
-  if type(prob) ~= "number" or prob < 0 or prob > 1 then
+  if type(prob) ~= "number" or not (prob >= 0 and prob <= 1) then
     error("bag.random_sample: argument 1 must be a probability in [0, 1]", 2)
   end
   if seed ~= nil and (type(seed) ~= "number" or seed % 1 ~= 0) then
     error("bag.random_sample: argument 2 (the seed) must be a whole number",
           2)
   end
-  seed = seed or math.random(1, 2147483646)
+  if seed == nil then -- a fresh seed, without touching math.random's state
+    local noise = tostring({}) .. os.time() .. os.clock()
+    seed = tonumber(core.hash(noise):sub(1, 8), 16)
+  end
+  -- Reduced first (% is exact on floats and integers), the per-partition
+  -- seeds stay below 2^53: the same sample on Lua 5.4 and LuaJIT.
+  seed = seed % 2147483646
   local parts = {}
   for i, p in ipairs(self:to_delayed()) do
     parts[i] = sample_part(p, prob, seed * 7919 + i * 104729)
@@ -803,26 +875,38 @@ function methods:random_sample(prob, seed)
   return new_bag(parts)
 end
 
-local accumulate_part = lask.delayed(function(binop, p, carry, has_carry)
+local accumulate_part = lask.delayed(function(binop, p, carry, has_carry,
+                                              lead)
   local out, acc = {}, carry
+  if lead then out[1] = carry end -- the initial value starts the bag
   for i = 1, #p do
     if i == 1 and not has_carry then acc = p[1]
-    else acc = binop(acc, p[i]) end
-    out[i] = acc
+    else
+      acc = binop(acc, p[i])
+      if acc == nil then
+        error("bag.accumulate: the function returned nil (a bag cannot " ..
+              "hold nil)", 0)
+      end
+    end
+    out[#out + 1] = acc
   end
   return {out, acc, has_carry or #p > 0}
 end, {name = "bag-accumulate"})
 
 --- accumulate(binop [, initial]): running totals, in order across
--- partitions.
+-- partitions; with initial, the bag starts with it (as Dask's does).
 function methods:accumulate(binop, ...)
   check_fn(binop, "bag.accumulate", 1)
   local has_initial = select("#", ...) > 0
   local carry = (...)
+  if has_initial and carry == nil then
+    error("bag.accumulate: argument 2 (initial) is nil", 2)
+  end
   local parts = {}
   local prev_acc, prev_has = carry, has_initial
   for i, p in ipairs(self:to_delayed()) do
-    local r = accumulate_part(binop, p, prev_acc, prev_has)
+    local r = accumulate_part(binop, p, prev_acc, prev_has,
+                              has_initial and i == 1)
     parts[i] = r:get(1)
     prev_acc, prev_has = r:get(2), r:get(3)
   end

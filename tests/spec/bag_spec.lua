@@ -539,6 +539,131 @@ for _, sched in ipairs({"sync", "threads"}) do
       end))
     end)
 
+    it("checks reduction options and the arguments of built-in reductions",
+       function()
+      local b = bag.range(100, {npartitions = 20})
+      local sum = function(l)
+        local t = 0
+        for _, v in ipairs(l) do t = t + v end
+        return t
+      end
+      assert.are.equal(5050, b:reduction(sum, sum, {split_every = 2})
+                               :compute())
+      for _, bad in ipairs{0 / 0, 2.5, 1, "4"} do
+        assert.matches("split_every must be a whole number >= 2",
+                       errmsg(b.reduction, b, sum, sum, {split_every = bad}))
+      end
+      -- the widest aggregation in the tree under Delayed d
+      local function fan_in(d, seen)
+        seen = seen or {}
+        if seen[d] then return 0 end
+        seen[d] = true
+        local most = d[5] == "bag-reduce-agg" and #d[4] or 0
+        for _, dep in ipairs(d[4]) do most = math.max(most, fan_in(dep, seen)) end
+        return most
+      end
+      local two = {split_every = 2}
+      local items = {
+        sum = function(o) return b:sum(o) end,
+        count = function(o) return b:count(o) end,
+        min = function(o) return b:min(o) end,
+        max = function(o) return b:max(o) end,
+        mean = function(o) return b:mean(o) end,
+        var = function(o) return b:var(o) end,
+        std = function(o) return b:std(1, o) end,
+        any = function(o) return b:any(o) end,
+        all = function(o) return b:all(o) end,
+        sum_mapped = function(o) return b:map(function(x) return -x end):sum(o) end,
+        frequencies = function(o) return b:frequencies(true, o) end,
+        topk = function(o) return b:topk(3, nil, o) end,
+        distinct = function(o) return b:distinct(nil, o) end,
+      }
+      for name, make in pairs(items) do
+        local whole, split = make(), make(two)
+        assert.are.equal(8, fan_in(whole.delayed or whole.parts[1]), name)
+        assert.are.equal(2, fan_in(split.delayed or split.parts[1]), name)
+        assert.are.same(lask.compute(whole), lask.compute(split), name)
+        assert.matches("bag%.%a+: unknown option 'split_evry'", errmsg(make,
+                       {split_evry = 2}))
+        assert.matches("bag%.%a+: split_every must be a whole number",
+                       errmsg(make, {split_every = 1.5}))
+      end
+      assert.matches("bag.frequencies: argument 1 %(sort%) must be a boolean",
+                     errmsg(b.frequencies, b, 1))
+      for _, k in ipairs{0 / 0, 2.5, -1} do
+        assert.matches("bag.topk: argument 1 must be a whole number",
+                       errmsg(b.topk, b, k))
+      end
+      assert.matches("bag.var: ddof must be a number",
+                     errmsg(b.var, b, 0 / 0))
+    end)
+
+    it("ranks equal topk keys in the bag's order, and names mixed keys",
+       function()
+      local pairs_ = {}
+      for i = 1, 60 do pairs_[i] = {i, i % 3} end -- keys 0, 1, 2 repeat
+      local b = bag.from_sequence(pairs_, {npartitions = 7})
+      local want = {}
+      for i = 2, 60, 3 do want[#want + 1] = pairs_[i] end -- key 2 in order
+      for i = 1, 60, 3 do want[#want + 1] = pairs_[i] end
+      local got = b:topk(40, 2):compute()
+      for i = 1, 40 do assert.are.equal(want[i][1], got[i][1]) end
+      assert.matches("bag.topk: cannot compare a number key with a string",
+        errmsg(function()
+          return bag.from_sequence({1, "a"}, {npartitions = 1}):topk(1)
+                   :compute()
+        end))
+    end)
+
+    it("folds an empty bag only with an initial value", function()
+      local e = bag.range(3, {npartitions = 3}):filter(function() return false end)
+      local add = function(a, x) return a + x end
+      assert.matches("bag.fold: the bag is empty and fold has no initial",
+                     errmsg(function() return e:fold(add):compute() end))
+      assert.are.equal(0, e:fold(add, add, 0):compute())
+    end)
+
+    it("accumulates from the initial value, which starts the bag", function()
+      local b = bag.from_sequence({1, 2, 3}, {npartitions = 3})
+      local add = function(a, x) return a + x end
+      assert.are.same({10, 11, 13, 16}, b:accumulate(add, 10):compute())
+      assert.are.same({1, 3, 6}, b:accumulate(add):compute())
+      assert.matches("bag.accumulate: the function returned nil",
+        errmsg(function()
+          return b:accumulate(function(_, x) if x > 1 then return nil end
+                                               return x end):compute()
+        end))
+    end)
+
+    it("samples the same for a seed on every interpreter, and checks p",
+       function()
+      local b = bag.range(10000, {npartitions = 4})
+      -- the first kept elements for these seeds, on Lua 5.4 and LuaJIT
+      assert.are.same({3, 8, 10, 11, 12}, b:random_sample(0.5, 2^53):take(5))
+      assert.are.same({2, 3, 4, 12, 13}, b:random_sample(0.5, 1e15):take(5))
+      assert.matches("argument 1 must be a probability",
+                     errmsg(b.random_sample, b, 0 / 0, 1))
+    end)
+
+    it("ranges with fractional steps never past the last value", function()
+      for i = 1, 200 do
+        for _, step in ipairs{0.1, 0.01, 1 / 3, 0.7, -0.1} do
+          local first, last = (i % 7) * 0.13, i * 0.1 + (i % 3) * 0.07
+          if step < 0 then first, last = last, first end
+          local got = bag.range(first, last, step, {npartitions = 1})
+                        :compute()
+          local n = 0
+          while (step > 0 and first + n * step <= last) or
+                (step < 0 and first + n * step >= last) do n = n + 1 end
+          assert.are.equal(n, #got)
+          if n > 0 then
+            local v = got[#got]
+            assert.is_true(step > 0 and v <= last or step < 0 and v >= last)
+          end
+        end
+      end
+    end)
+
     it("rejects bad arguments, naming the method", function()
       local b = bag.range(3)
       assert.matches("bag.map: argument 1 must be callable", errmsg(b.map, b, 5))
@@ -890,6 +1015,16 @@ describe("bag text files", function()
     assert.are.equal(2, #paths)
     assert.are.same({"a\n", "b\n", "3\n"},
                     bag.read_text(dir .. "/out/deeper/*.txt"):compute())
+    -- a '*' in a directory: one directory per partition
+    paths = b:to_textfiles(dir .. "/per/*/data.txt")
+    assert.are.same({dir .. "/per/1/data.txt", dir .. "/per/2/data.txt"},
+                    paths)
+    assert.are.same({"a\n", "b\n", "3\n"},
+                    bag.read_text(dir .. "/per/*/data.txt"):compute())
+    assert.matches("element 1 of the partition written to .*/t/1.txt is a " ..
+                   "table, not a string or number", errmsg(function()
+      return bag.from_sequence({{1}, {2}}):to_textfiles(dir .. "/t/*.txt")
+    end))
   end)
 
   it("counts words from file blocks exactly as the generic path", function()
