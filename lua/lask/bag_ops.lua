@@ -506,17 +506,52 @@ function ops.key_hash(k)
   return tonumber(core.hash(s):sub(1, 8), 16)
 end
 
+-- Only the buckets that got elements are made: a gather reads every
+-- split, and with many partitions most buckets of a split are empty.
 local split_by_hash = lask.delayed(function(part, kf, n)
   local buckets = {}
-  for j = 1, n do buckets[j] = {} end
   local hash = require("lask.bag").ops.key_hash
   for i = 1, #part do
     local x = part[i]
-    local b = buckets[hash(kf(x)) % n + 1]
+    local j = hash(kf(x)) % n + 1
+    local b = buckets[j]
+    if not b then
+      b = {}
+      buckets[j] = b
+    end
     b[#b + 1] = x
   end
   return buckets
 end, {name = "bag-shuffle-split"})
+
+-- Buckets lo..hi of a split (a sparse table, indexed as the split's).
+local slice_buckets = lask.delayed(function(buckets, lo, hi)
+  local out = {}
+  for j = lo, hi do out[j] = buckets[j] end
+  return out
+end, {name = "bag-shuffle-slice"})
+
+-- bucket_slices(splits, n) -> slices: slices(j) is the list gather j
+-- reads, of each split or a slice of it. A gather on another executor
+-- than a split's decodes what it reads of it, so reading whole splits
+-- would decode the data once per gather.
+-- Slicing each split into runs of g buckets (run on the executor holding
+-- the split) makes that g times the data in all; g is as small as keeps
+-- the slice tasks near 64k (1 up to 256 partitions in and out).
+local function bucket_slices(splits, n)
+  local g = math.ceil(#splits * n / 65536)
+  if g >= n then return function() return splits end end
+  local made = {} -- run number -> the slices of every split
+  return function(j)
+    local r = math.floor((j - 1) / g)
+    if not made[r] then
+      local lo, hi, list = r * g + 1, math.min(n, r * g + g), {}
+      for i, sp in ipairs(splits) do list[i] = slice_buckets(sp, lo, hi) end
+      made[r] = list
+    end
+    return made[r]
+  end
+end
 
 -- Adds the elements of 'list' to the groups (key -> list), remembering the
 -- keys in first-seen order.
@@ -539,11 +574,14 @@ function ops.groups_list(groups, order)
   return out
 end
 
-local gather_groups = lask.delayed(function(j, kf, ...)
+-- The Delayed lists of many partitions go in one table argument, not as
+-- arguments: LuaJIT cannot unpack 8000 values.
+local gather_groups = lask.delayed(function(j, kf, splits)
   local o = require("lask.bag").ops
   local groups, order = {}, {}
-  for _, buckets in ipairs({...}) do
-    o.add_to_groups(groups, order, buckets[j], kf)
+  for _, buckets in ipairs(splits) do
+    local b = buckets[j]
+    if b then o.add_to_groups(groups, order, b, kf) end
   end
   return o.groups_list(groups, order)
 end, {name = "bag-shuffle-group"})
@@ -632,9 +670,9 @@ function ops.shuffle_split(part, kf, n, dir, i)
   return sizes
 end
 
-function ops.shuffle_gather(j, kf, dir, ...)
-  local groups, order, sizes = {}, {}, {...}
-  for i = 1, select("#", ...) do
+function ops.shuffle_gather(j, kf, dir, sizes)
+  local groups, order = {}, {}
+  for i = 1, #sizes do
     if sizes[i][j] then
       ops.add_to_groups(groups, order,
                         ops.shuffle_read(shuffle_path(dir, i, j)), kf)
@@ -708,22 +746,23 @@ function methods:groupby(key, opts)
     for i, p in ipairs(self:to_delayed()) do
       splits[i] = split_by_hash(p, kf, n)
     end
-    for j = 1, n do parts[j] = gather_groups(j, kf, unpack(splits)) end
+    local slices = bucket_slices(splits, n)
+    for j = 1, n do parts[j] = gather_groups(j, kf, slices(j)) end
   else
     local dir = shuffle_dir()
     for i, p in ipairs(self:to_delayed()) do
       splits[i] = split_to_disk(p, kf, n, dir, i)
     end
-    for j = 1, n do parts[j] = gather_from_disk(j, kf, dir, unpack(splits)) end
+    for j = 1, n do parts[j] = gather_from_disk(j, kf, dir, splits) end
   end
   return new_bag(parts)
 end
 
 --- join(other_list, key_self, key_other): {other_element, self_element}
 -- for every pair with equal keys; other_list is held in memory.
-local concat_parts = lask.delayed(function(...)
+local concat_parts = lask.delayed(function(list)
   local out = {}
-  for _, p in ipairs({...}) do
+  for _, p in ipairs(list) do
     for i = 1, #p do out[#out + 1] = p[i] end
   end
   return out
@@ -746,7 +785,7 @@ end, {name = "bag-join-index"})
 function methods:join(other, key_self, key_other)
   local ks, ko = key_fn(key_self), key_fn(key_other or key_self)
   if bag.is_bag(other) then
-    other = concat_parts(unpack(other:to_delayed()))
+    other = concat_parts(other:to_delayed())
   elseif getmetatable(other) == bag.Item then
     other = other.delayed
   elseif not lask.is_delayed(other) and type(other) ~= "table" then
@@ -828,7 +867,9 @@ function methods:repartition(n)
     for k = 0, n - 1 do
       local i0 = math.floor(k * #old / n) + 1
       local i1 = math.floor((k + 1) * #old / n)
-      parts[#parts + 1] = concat_parts(unpack(old, i0, i1))
+      local group = {}
+      for i = i0, i1 do group[#group + 1] = old[i] end
+      parts[#parts + 1] = concat_parts(group)
     end
   else -- split: partition i into base (+1 for the first extra) pieces
     local base, extra = math.floor(n / #old), n % #old

@@ -723,6 +723,35 @@ for _, sched in ipairs({"sync", "threads"}) do
     local KEYS = {"a", "b", "c", "", "é", -3, 0, 1, 2, 7, 0.5, 1e15, true,
                   false}
 
+    it("groups over hundreds of partitions, through bucket slices",
+       function()
+      -- 300 x 300 buckets: each gather reads slices of 2 buckets per split
+      local list = {}
+      for i = 1, 3000 do list[i] = (i * 7919) % 1009 end
+      local b = bag.from_sequence(list, {npartitions = 300})
+      local kf = function(x) return x % 97 end
+      local expect = canonical(group_seq(list, kf))
+      local got = canonical(b:groupby(kf, {shuffle = "tasks"}):compute())
+      assert.are.equal(#expect, #got)
+      for i, g in ipairs(expect) do
+        assert.are.equal(g[1], got[i][1])
+        assert.are.same(sorted(g[2]), sorted(got[i][2]))
+      end
+    end)
+
+    it("shuffles, repartitions and joins 9000 partitions (LuaJIT's unpack " ..
+       "limit is 8000)", function()
+      local b = bag.range(9000, {npartitions = 9000})
+      assert.are.equal(9000, b:repartition(2):count():compute())
+      for _, how in ipairs{"tasks", "disk"} do
+        assert.are.equal(3, b:groupby(function(x) return x % 3 end,
+                                      {npartitions = 1, shuffle = how})
+                              :count():compute())
+      end
+      assert.are.equal(3, bag.range(3):join(b, function(x) return x end)
+                            :count():compute())
+    end)
+
     it("groups as a sequential computation does, on random input",
        function()
       math.randomseed(7)
