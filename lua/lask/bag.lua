@@ -725,15 +725,30 @@ function methods:map(f, ...)
       extra[i] = extra[i].delayed
     end
   end
-  if bags then return self:_map_with_bags(f, extra) end
+  if bags then
+    local zipped = self:_map_with_bags(f, extra) -- not a tail call: the
+    return zipped                                -- error levels count map
+  end
   local step = {"map", f, n = extra.n + 2}
   for i = 1, extra.n do step[i + 2] = extra[i] end
   return with_step(self, step)
 end
 
-local zip_map = lask.delayed(function(f, nargs, spec, ...)
+local zip_map = lask.delayed(function(f, nargs, spec, p, ...)
   local parts = {...}
   local first = parts[1]
+  local k = 1
+  for j = 1, nargs do -- the bags zipped must be partitioned alike
+    if spec[j] == true then
+      k = k + 1
+      if #parts[k] ~= #first then
+        error(("bag.map: partition %d of argument %d has %d elements, " ..
+               "this bag's has %d (bags mapped together must have " ..
+               "partitions of equal lengths)"):format(p, j + 1, #parts[k],
+               #first), 0)
+      end
+    end
+  end
   local out = {}
   for i = 1, #first do
     local args, k = {}, 1
@@ -774,7 +789,7 @@ function methods:_map_with_bags(f, extra)
   for p = 1, np do
     local args = {mine[p]}
     for _, o in ipairs(others) do args[#args + 1] = o[p] end
-    parts[p] = zip_map(f, extra.n, spec, unpack(args))
+    parts[p] = zip_map(f, extra.n, spec, p, unpack(args))
   end
   return new_bag(parts)
 end

@@ -65,6 +65,20 @@ for _, sched in ipairs({"sync", "threads"}) do
         return a:map(function(x, y) return x + y end,
                      bag.range(6, {npartitions = 3}))
       end))
+      -- the error blames the caller's line
+      local ok, err = pcall(function()
+        local m = a:map(function(x) return x end, bag.range(6, {npartitions = 3}))
+        return m
+      end)
+      assert.is_false(ok)
+      assert.matches("^[^:]*bag_spec.lua:%d+: bag.map", err)
+      -- same npartitions, different lengths: an error, not a misalignment
+      local c = bag.from_sequence({10, 20, 30, 40, 50, 60, 70},
+                                  {npartitions = 2})
+      assert.matches("bag.map: partition 2 of argument 2 has 4 elements, " ..
+                     "this bag's has 3", errmsg(function()
+        return a:map(function(x, y) return x + y end, c):compute()
+      end))
     end)
 
     it("maps with an Item as an extra argument", function()
