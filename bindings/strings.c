@@ -594,7 +594,6 @@ static int l_count_block(lua_State *L) {
   lua_Integer size = luaL_checkinteger(L, 3);
   size_t seplen = 0;
   const char *sep = luaL_optlstring(L, 4, NULL, &seplen);
-  luaL_argcheck(L, start >= 0 && size > 0, 2, "bad block");
   luaL_argcheck(L, sep == NULL || seplen > 0, 4, "empty separator");
   lua_settop(L, 4);
   size_t n;

@@ -95,6 +95,10 @@ void lask__release_block_bytes(lua_State *L, int box) {
 const char *lask__read_block_bytes(lua_State *L, const char *path,
                                    lua_Integer start, lua_Integer size,
                                    size_t *n, int *box) {
+  if (start < 0 || size < 0 || (size == 0 && start != 0))
+    lask__fail(L, "lask: bad block of %s: offset %lld, size %lld (a size "
+               "is positive, or 0 from offset 0: the whole file)", path,
+               (long long)start, (long long)size);
   struct mapped *m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
   m->cap = m->pos = m->end = 0;
@@ -106,23 +110,31 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   *box = lua_gettop(L);
   FILE **f = open_boxed(L, path, "rb");
   long first = (long)(start > 0 ? start - 1 : 0);
-  if (fseek(*f, first, SEEK_SET) != 0) io_fail(L, "cannot seek in", path);
+  if (first > 0 && fseek(*f, first, SEEK_SET) != 0) /* a pipe cannot */
+    io_fail(L, "cannot seek in", path);
   /* Read the block and one byte before it, then on to the end of the last
-  ** line that starts inside it. */
-  size_t want = (size_t)size + (start > 0 ? 1 : 0);
+  ** line that starts inside it. Size 0 (with start 0) is the whole file,
+  ** read to its end: a pipe, or a file whose size stat does not tell. */
+  size_t want = size == 0 ? CHUNK : (size_t)size + (start > 0 ? 1 : 0);
   mapped_reserve(L, m, want + CHUNK, 0);
   size_t len = fread(m->p, 1, want, *f);
   if (len < want && ferror(*f)) io_fail(L, "cannot read", path);
-  while (len == want && (len == 0 || m->p[len - 1] != '\n')) {
-    mapped_reserve(L, m, len + 1, len);
-    size_t got = fread(m->p + len, 1, 1, *f); /* byte by byte to '\n' */
-    if (got == 0) {
-      if (ferror(*f)) io_fail(L, "cannot read", path);
-      break;
-    }
-    len += got;
-    want = len;
+  int more = len == want && (size == 0 || m->p[len - 1] != '\n');
+  if (start > 0 && memchr(m->p, '\n', len) == NULL) {
+    /* No line starts in a block inside one line: not reading on to its
+    ** end keeps a line many blocks long linear to read. */
+    len = 0;
+    more = 0;
   }
+  while (more) { /* by chunks, until a '\n' (or the end for size 0) */
+    mapped_reserve(L, m, len + CHUNK, len);
+    size_t got = fread(m->p + len, 1, CHUNK, *f);
+    if (got < CHUNK && ferror(*f)) io_fail(L, "cannot read", path);
+    more = got == CHUNK &&
+           (size == 0 || memchr(m->p + len, '\n', got) == NULL);
+    len += got;
+  }
+  if (size == 0) size = (lua_Integer)len;
   fclose(*f);
   *f = NULL;
   lua_pop(L, 1); /* the file box */
@@ -151,8 +163,6 @@ static const char *block_args(lua_State *L, size_t *n, int *box) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
   lua_Integer size = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, start >= 0, 2, "negative offset");
-  luaL_argcheck(L, size > 0, 3, "block size must be positive");
   return lask__read_block_bytes(L, path, start, size, n, box);
 }
 
@@ -333,12 +343,22 @@ static int l_read_gzip(lua_State *L) {
   return 1;
 }
 
-/* file_size(path) -> bytes. */
+/* file_size(path) -> bytes, or 0 when the size is not known before
+** reading (a pipe, a file of /proc); raises for what is not text to read
+** to an end (a directory, a device such as /dev/zero, a socket). */
 static int l_file_size(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  size_t n;
+  const char *path = luaL_checklstring(L, 1, &n);
+  if (strlen(path) != n)
+    return lask__fail(L, "lask: cannot read a path with a NUL byte: %s", path);
   struct stat st;
   if (stat(path, &st) != 0) return io_fail(L, "cannot read", path);
-  lua_pushinteger(L, (lua_Integer)st.st_size);
+  if (S_ISDIR(st.st_mode))
+    return lask__fail(L, "lask: cannot read %s: it is a directory", path);
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+    return lask__fail(L, "lask: cannot read %s: not a regular file or a "
+                      "pipe (a device or a socket)", path);
+  lua_pushinteger(L, S_ISREG(st.st_mode) ? (lua_Integer)st.st_size : 0);
   return 1;
 }
 

@@ -649,12 +649,14 @@ function bag.read_text(paths, opts)
     blocks[#blocks + 1] = {path, start, size}
   end
   for _, path in ipairs(list) do
-    local size = core.file_size(path) -- raises, naming a missing file
+    -- raises, naming a missing file or a device; 0 when the size is not
+    -- known before reading (a pipe, /proc): one block read to the end
+    local size = core.file_size(path)
     if path:match("%.gz$") then
       parts[#parts + 1] = read_gzip(path)
       blocks[#blocks + 1] = {path, gz = true}
     elseif not blocksize or size <= blocksize then
-      block(path, 0, math.max(size, 1))
+      block(path, 0, size)
     else
       for start = 0, size - 1, blocksize do block(path, start, blocksize) end
     end

@@ -705,7 +705,9 @@ local function shuffle_dir()
     shuffle_count = shuffle_count + 1
     local dir = ("%s/lask-shuffle-%s-%s-%d"):format(root, tostring(pid),
                                                     session, shuffle_count)
-    if not pcall(core.file_size, dir) then return dir end
+    local taken = io.open(dir, "r") -- opens a directory too
+    if not taken then return dir end
+    taken:close()
   end
 end
 

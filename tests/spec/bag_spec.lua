@@ -921,6 +921,46 @@ describe("bag text files", function()
     end
   end)
 
+  it("reads a line many blocks long once, as the word counter does",
+     function()
+    local long = ("word "):rep(300000) -- 1.5 MB, 366 blocks of 4096
+    local path = write("long.txt", "first\n" .. long .. "\nlast")
+    local b = bag.read_text(path, {blocksize = 4096})
+    assert.is_true(b.npartitions > 300)
+    local got = b:compute()
+    assert.are.same({"first\n", long .. "\n", "last"}, got)
+    local counts = {}
+    for _, kv in ipairs(b.str:split():flatten():frequencies():compute()) do
+      counts[kv[1]] = kv[2]
+    end
+    assert.are.same({first = 1, word = 300000, last = 1}, counts)
+  end)
+
+  it("reads pipes and files whose size stat does not tell; refuses devices",
+     function()
+    local f = io.open("/proc/self/mounts", "r")
+    if f then
+      local n = 0
+      for _ in f:lines() do n = n + 1 end
+      f:close()
+      assert.is_true(n > 1)
+      -- stat gives /proc files size 0: they are read to their end
+      assert.are.equal(n, bag.read_text("/proc/self/mounts"):count():compute())
+    end
+    assert.are.same({}, bag.read_text(write("empty.txt", "")):compute())
+    if os.execute("mkfifo '" .. dir .. "/fifo' 2>/dev/null") then
+      os.execute("(printf 'a\\nb\\nc' > '" .. dir .. "/fifo') &")
+      assert.are.same({"a\n", "b\n", "c"},
+                      bag.read_text(dir .. "/fifo"):compute())
+    end
+    assert.matches("cannot read /dev/zero: not a regular file or a pipe",
+                   errmsg(bag.read_text, "/dev/zero"))
+    assert.matches("cannot read " .. dir .. ": it is a directory",
+                   errmsg(bag.read_text, dir))
+    assert.matches("a path with a NUL byte", errmsg(bag.read_text,
+                                                    dir .. "/a\0b"))
+  end)
+
   it("keeps unicode and binary bytes, and CRLF as data", function()
     local text = "héllo wörld ✓\n\0\1\255 binary\r\nend"
     local path = write("u.txt", text)
