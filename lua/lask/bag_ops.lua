@@ -305,10 +305,14 @@ function methods:frequencies(sort, opts)
           type(sort), 2)
   end
   local every = split_every(opts, "bag.frequencies")
-  local merge = function(tables)
+  local merge = function(tables) -- keys checked once each, not per element
     local t = {}
+    local by_value = require("lask.bag").ops.check_by_value
     for _, c in ipairs(tables) do
-      for k, n in pairs(c) do t[k] = (t[k] or 0) + n end
+      for k, n in pairs(c) do
+        if t[k] == nil then by_value(k, "bag.frequencies") end
+        t[k] = (t[k] or 0) + n
+      end
     end
     return t
   end
@@ -375,6 +379,21 @@ local function check_key(k, who)
 end
 ops.check_key = check_key
 
+-- Keys that count, group or match elements are compared by value: strings,
+-- numbers and booleans. A table or a function equals only itself, so the
+-- result would depend on which copies meet in which partition or Lua state.
+local BY_VALUE = {string = true, number = true, boolean = true}
+local function check_by_value(k, who)
+  if BY_VALUE[type(k)] then
+    if k ~= k then error(who .. ": a key is NaN (it equals nothing)", 0) end
+    return k
+  end
+  if k == nil then error(who .. ": an element has no key (nil)", 0) end
+  error(("%s: a key is a %s (keys are compared by value: use a string, " ..
+         "a number or a boolean made from it)"):format(who, type(k)), 0)
+end
+ops.check_by_value = check_by_value
+
 -- The keys topk and distinct can order: all numbers or all strings (or
 -- tables with __lt, compared by it). Names the first pair that is not.
 local function check_order(a, b, who)
@@ -432,7 +451,7 @@ function methods:distinct(key, opts)
     local seen, out = {}, {}
     for _, l in ipairs(lists) do
       for _, x in ipairs(l) do
-        local k = check_key(kf(x), "bag.distinct")
+        local k = check_by_value(kf(x), "bag.distinct")
         if not seen[k] then
           seen[k] = true
           out[#out + 1] = x
@@ -464,7 +483,7 @@ function methods:foldby(key, binop, initial, combine, combine_initial)
     local acc = {}
     for i = 1, #p do
       local x = p[i]
-      local k = check_key(kf(x), "bag.foldby")
+      local k = check_by_value(kf(x), "bag.foldby")
       local cur = acc[k]
       if cur ~= nil then acc[k] = binop(cur, x)
       elseif initial ~= nil then acc[k] = binop(initial, x)
@@ -774,7 +793,7 @@ local join_index = lask.delayed(function(other, ko)
   local bag_mod = require "lask.bag"
   local index = {}
   for _, y in ipairs(bag_mod.check_list(other)) do
-    local k = bag_mod.ops.check_key(ko(y), "bag.join")
+    local k = bag_mod.ops.check_by_value(ko(y), "bag.join")
     index[k] = index[k] or {}
     table.insert(index[k], y)
   end
@@ -795,9 +814,9 @@ function methods:join(other, key_self, key_other)
   end
   local index = join_index(other, ko)
   return self:map_partitions(function(p, idx)
-    local out = {}
+    local out, by_value = {}, require("lask.bag").ops.check_by_value
     for i = 1, #p do
-      local matches = idx[ks(p[i])]
+      local matches = idx[by_value(ks(p[i]), "bag.join")]
       if matches then
         for _, y in ipairs(matches) do out[#out + 1] = {y, p[i]} end
       end

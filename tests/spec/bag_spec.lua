@@ -512,6 +512,30 @@ for _, sched in ipairs({"sync", "threads"}) do
         end))
     end)
 
+    it("refuses table keys where elements are counted, matched or grouped",
+       function()
+      local t = {1}
+      local b = bag.from_sequence({t, t, {2}}, {npartitions = 2})
+      local id = function(x) return x end
+      local cases = {
+        frequencies = function() return b:frequencies() end,
+        frequencies_mapped = function()
+          return b:map(id):frequencies()
+        end,
+        distinct = function() return b:distinct() end,
+        foldby = function() return b:foldby(id, function(a) return a end) end,
+        join = function() return bag.range(2):join(b:compute(), id, id) end,
+        join_self = function()
+          return b:join({1, 2}, id, function(x) return x end)
+        end,
+      }
+      for name, make in pairs(cases) do
+        local msg = errmsg(function() return make():compute() end)
+        assert.is_truthy(msg:find("a key is a table (keys are compared by " ..
+                                  "value", 1, true), name .. ": " .. msg)
+      end
+    end)
+
     it("splits a partition into balanced pieces that zip with others",
        function()
       local a = bag.range(10, {npartitions = 1}):repartition(3)
