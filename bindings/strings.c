@@ -130,7 +130,8 @@ static int l_str_split_flat(lua_State *L) {
 
 /* check_sequence(list, who) -> list, when its elements are list[1..#list]
 ** with no nil between them and none past the end (keys that are not whole
-** numbers are let be); else an error naming the first missing index, for a
+** numbers are let be, unless there is no element at all: a record); else
+** an error naming the first missing index, for a
 ** partition a user's function made (# would silently stop at a border).
 ** Past the end, the table is walked on from key #list: that covers the
 ** rest of a list built in order (its integer keys then live in the array
@@ -165,7 +166,14 @@ static int l_check_sequence(lua_State *L) {
   else lua_pushinteger(L, n);
   while (lua_next(L, 1) != 0) {
     lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TNUMBER) continue;
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+      if (n == 0) /* keys and no list at all: a record, not a sequence */
+        return lask__fail(L, "%s: the table has key '%s' and no element 1 "
+                          "(a bag holds lists, not records)", who,
+                          lua_type(L, -1) == LUA_TSTRING
+                              ? lua_tostring(L, -1) : luaL_typename(L, -1));
+      continue;
+    }
     lua_Number k = lua_tonumber(L, -1);
     if (isfinite(k) && floor(k) == k && k > (lua_Number)n) goto fail;
   }

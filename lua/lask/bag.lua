@@ -482,6 +482,8 @@ function bag.from_sequence(list, opts)
   end
   opts = check_opts(opts, {npartitions = true, partition_size = true},
                     "bag.from_sequence")
+  local ok, err = pcall(core.check_sequence, list, "bag.from_sequence")
+  if not ok then error(err, 2) end -- a hole or a record: # would drop some
   local n = #list
   local np = count_opt(opts.npartitions, "bag.from_sequence", "npartitions")
   local size = count_opt(opts.partition_size, "bag.from_sequence",

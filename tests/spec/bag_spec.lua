@@ -512,6 +512,20 @@ for _, sched in ipairs({"sync", "threads"}) do
         end))
     end)
 
+    it("refuses sequences with holes and records, instead of dropping",
+       function()
+      assert.matches("bag.from_sequence: the list has a hole at index 2",
+                     errmsg(bag.from_sequence, {1, nil, 3}))
+      assert.matches("bag.from_sequence: the table has key 'a' and no " ..
+                     "element 1", errmsg(bag.from_sequence, {a = 1}))
+      assert.are.same({1, 2}, bag.from_sequence({1, 2, n = 2}):compute())
+      assert.matches("bag.map_partitions: the table has key 'x' and no " ..
+                     "element 1", errmsg(function()
+        return bag.range(2):map_partitions(function() return {x = 1} end)
+                 :compute()
+      end))
+    end)
+
     it("refuses table keys where elements are counted, matched or grouped",
        function()
       local t = {1}
