@@ -17,6 +17,13 @@ def main():
     for sched in ("sync", "threads", "processes"):
         kw = {"scheduler": sched}
         if sched != "sync": kw["num_workers"] = 2
+        timed("range(1e7).topk(10), %s" % sched, lambda: db.range(10_000_000, npartitions=16)
+              .topk(10).compute(**kw))
+        timed("distinct words (str.split), %s" % sched, lambda: db.read_text("bench/data/words-*.txt", blocksize=16_000_000)
+              .str.split().flatten().distinct().count().compute(**kw))
+    for sched in ("sync", "threads", "processes"):
+        kw = {"scheduler": sched}
+        if sched != "sync": kw["num_workers"] = 2
         timed("range(1e7).map.filter.sum, %s" % sched, lambda: db.range(10_000_000, npartitions=16)
               .map(lambda x: (x + 1) * (x + 1)).filter(lambda x: x % 2 == 0).sum().compute(**kw))
 

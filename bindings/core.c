@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "ndarray.h"
 #include "state.h"
+#include "rank.h"
 #include "strings.h"
 #include "textio.h"
 #include "value.h"
@@ -366,6 +367,7 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   lua_setmetatable(L, -2);
   luaL_setfuncs(L, core_funcs, 1);
   lask__strings_register(L);
+  lask__rank_register(L);
   lask__textio_register(L);
   lask__nd_register(L);
   lask__nd_openlib(L);

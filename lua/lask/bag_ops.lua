@@ -406,7 +406,13 @@ end
 
 -- The k largest of 'list' by kf, largest first; equal keys keep the list's
 -- order (as Dask's heapq.nlargest), so the result is the same every run.
-function ops.top(list, k, kf)
+-- 'key' is the key when kf is made from an index (or nil): numbers and
+-- strings are then ranked in C, without a Lua call per element.
+function ops.top(list, k, kf, key)
+  if type(key) ~= "function" then
+    local fast = core.topk_values(list, k, key)
+    if fast then return fast end
+  end
   local rows, first = {}, nil
   for i = 1, #list do
     local key = check_key(kf(list[i]), "bag.topk")
@@ -431,13 +437,13 @@ function methods:topk(k, key, opts)
   local every = split_every(opts, "bag.topk")
   local kf = key_fn(key)
   local top = ops.top
-  local item = reduce(self, function(list) return top(list, k, kf) end,
+  local item = reduce(self, function(list) return top(list, k, kf, key) end,
                       function(lists)
     local all = {}
     for _, l in ipairs(lists) do
       for _, x in ipairs(l) do all[#all + 1] = x end
     end
-    return top(all, k, kf)
+    return top(all, k, kf, key)
   end, every)
   return item_bag(item)
 end
@@ -447,10 +453,16 @@ end
 function methods:distinct(key, opts)
   local every = split_every(opts, "bag.distinct")
   local kf = key_fn(key)
+  local fast = type(key) ~= "function" -- C takes keys from an index
   local function uniq(lists)
     local seen, out = {}, {}
     for _, l in ipairs(lists) do
-      for _, x in ipairs(l) do
+      -- C takes the elements up to one it cannot (a key that is not a
+      -- string, number or boolean, or an element with a metatable)
+      local from = fast and require("lask.core").distinct_into(l, seen, out,
+                                                                 key) or 1
+      for i = from, #l do
+        local x = l[i]
         local k = check_by_value(kf(x), "bag.distinct")
         if not seen[k] then
           seen[k] = true

@@ -512,6 +512,61 @@ for _, sched in ipairs({"sync", "threads"}) do
         end))
     end)
 
+    it("ranks and dedups numbers and strings in C as the Lua path does",
+       function()
+      local core = require "lask.core"
+      math.randomseed(11)
+      for trial = 1, 60 do
+        local n, strs, pairs_ = math.random(0, 300), trial % 2 == 0,
+                                trial % 3 == 0
+        local list = {}
+        for i = 1, n do
+          local v = math.random(1, 20) + (math.random() < 0.2 and 0.5 or 0)
+          if strs then
+            v = ("k%05.1f"):format(v) .. (math.random() < 0.3 and "\0x" or "")
+          end
+          list[i] = pairs_ and {i, v} or v
+        end
+        local key = pairs_ and 2 or nil
+        local function kv(i) return key and list[i][key] or list[i] end
+        local order = {}
+        for i = 1, n do order[i] = i end
+        table.sort(order, function(a, b)
+          if kv(a) ~= kv(b) then return kv(a) > kv(b) end
+          return a < b
+        end)
+        local k = math.random(0, 40)
+        local want = {}
+        for i = 1, math.min(k, n) do want[i] = list[order[i]] end
+        assert.are.same(want, core.topk_values(list, k, key))
+        local b = bag.from_sequence(list, {npartitions = math.random(1, 5)})
+        assert.are.same(want, b:topk(k, key):compute())
+        local seen, first = {}, {}
+        for i = 1, n do
+          if not seen[kv(i)] then
+            seen[kv(i)] = true
+            first[#first + 1] = list[i]
+          end
+        end
+        assert.are.same(first, b:distinct(key):compute())
+      end
+      -- C leaves what it cannot take to Lua: a mixed list, a metatable,
+      -- integers a double cannot tell apart (Lua 5.4)
+      assert.is_nil(core.topk_values({1, "a"}, 1))
+      if math.type then
+        local big = load("return 1 << 62")()
+        assert.are.same({big + 1, big},
+          bag.from_sequence({big, big + 1}):topk(2):compute())
+      end
+      local odd = setmetatable({}, {__index = function() return 2 end})
+      local list = {{1}, {2}, odd, {3}, {2}}
+      local here = {scheduler = "sync"} -- a metatable does not travel
+      assert.are.same({{1}, {2}, {3}},
+        bag.from_sequence(list, {npartitions = 1}):distinct(1):compute(here))
+      assert.are.same({{3}, {2}, odd},
+        bag.from_sequence(list, {npartitions = 2}):topk(3, 1):compute(here))
+    end)
+
     it("refuses sequences with holes and records, instead of dropping",
        function()
       assert.matches("bag.from_sequence: the list has a hole at index 2",
