@@ -31,8 +31,8 @@ static const unsigned char is_ws[256] = {
 static const char *element(lua_State *L, lua_Integer i, size_t *n) {
   lua_rawgeti(L, 1, i);
   if (lua_type(L, -1) != LUA_TSTRING) { /* before tolstring converts it */
-    lask__fail(L, "lask: bag.str: element %d is a %s, not a string", (int)i,
-               luaL_typename(L, -1));
+    lask__fail(L, "lask: bag.str: element %d of a partition is a %s, not a "
+               "string", (int)i, luaL_typename(L, -1));
   }
   return lua_tolstring(L, -1, n);
 }
@@ -283,7 +283,9 @@ static int call_each(lua_State *L, const char *name, int nextra) {
     lua_pushvalue(L, fn);
     lua_insert(L, -2);
     for (int a = 0; a < nextra; a++) lua_pushvalue(L, 2 + a);
-    lua_call(L, 1 + nextra, 1);
+    if (lua_pcall(L, 1 + nextra, 1, 0) != LUA_OK) /* name the helper */
+      return lask__fail(L, "lask: bag.str.%s with pattern '%s': %s", name,
+                        lua_tostring(L, 2), lua_tostring(L, -1));
     if (lua_isnil(L, -1)) { /* no match: a list cannot hold nil */
       lua_pop(L, 1);
       lua_pushboolean(L, 0);

@@ -22,26 +22,34 @@ local function rnd(n) -- Park-Miller, the same on Lua 5.4 and LuaJIT
   x = (x * 16807) % 2147483647
   return 1 + x % n
 end
-for f = 1, 4 do
-  local out = assert(io.open(("%s/part-%d.txt"):format(dir, f), "wb"))
-  local size, lines = 0, {}
-  while size < mb * 1e6 / 4 do
-    local words = {}
-    for k = 1, 10 do words[k] = vocab[rnd(rnd(#vocab))] end
-    local line = table.concat(words, " ") .. "\n"
-    lines[#lines + 1] = line
-    size = size + #line
-    if #lines == 1000 then out:write(table.concat(lines)) lines = {} end
+local function generate()
+  for f = 1, 4 do
+    local out = assert(io.open(("%s/part-%d.txt"):format(dir, f), "wb"))
+    local size, lines = 0, {}
+    while size < mb * 1e6 / 4 do
+      local words = {}
+      for k = 1, 10 do words[k] = vocab[rnd(rnd(#vocab))] end
+      local line = table.concat(words, " ") .. "\n"
+      lines[#lines + 1] = line
+      size = size + #line
+      if #lines == 1000 then assert(out:write(table.concat(lines))) lines = {} end
+    end
+    assert(out:write(table.concat(lines)))
+    assert(out:close())
   end
-  out:write(table.concat(lines))
-  out:close()
 end
 
-local t0 = core.now()
-local top = bag.read_text(dir .. "/part-*.txt", {blocksize = "4MB"})
-  .str:lower().str:split():flatten():frequencies():topk(5, 2)
-  :compute{progress = true}
-print(("top words in %d MB of text (%.2f s on %d workers):"):format(
-  mb, core.now() - t0, lask.config.get("num_workers")))
-for i, wc in ipairs(top) do print(("%d. %-10s %d"):format(i, wc[1], wc[2])) end
+local function count()
+  local t0 = core.now()
+  local top = bag.read_text(dir .. "/part-*.txt", {blocksize = "4MB"})
+    .str:lower().str:split():flatten():frequencies():topk(5, 2)
+    :compute{progress = true}
+  print(("top words in %d MB of text (%.2f s on %d workers):"):format(
+    mb, core.now() - t0, lask.config.get("num_workers")))
+  for i, wc in ipairs(top) do print(("%d. %-10s %d"):format(i, wc[1], wc[2])) end
+end
+
+-- The input is removed whatever happens (a full disk, Ctrl-C).
+local ok, err = pcall(function() generate() count() end)
 os.execute("rm -rf '" .. dir .. "'")
+if not ok then error(err, 0) end

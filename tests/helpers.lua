@@ -39,4 +39,12 @@ end
 helpers.PRINT_PEAK = 'local st = io.open("/proc/self/status"):read("*a")\n' ..
   'io.write(tonumber(st:match("VmHWM:%s*(%d+)")) / 1024, "\\n")\n'
 
+--- A fresh temporary path ending in 'suffix': os.tmpname makes (and
+-- leaves) a file of the name it gives, so that file is removed first.
+function helpers.tmp_path(suffix)
+  local base = os.tmpname()
+  os.remove(base)
+  return base .. (suffix or "")
+end
+
 return helpers

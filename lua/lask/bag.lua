@@ -629,6 +629,14 @@ function bag.read_text(paths, opts)
     end
   elseif type(paths) ~= "table" then
     error("bag.read_text: argument 1 must be a path, a glob or a list", 2)
+  else
+    if #paths == 0 then error("bag.read_text: the list of paths is empty", 2) end
+    for i, p in ipairs(paths) do
+      if type(p) ~= "string" then
+        error(("bag.read_text: path %d of the list is a %s, not a string")
+              :format(i, type(p)), 2)
+      end
+    end
   end
   -- The default block: 64 MB, or with lask.config.set{memory_limit = ...}
   -- an eighth of the limit per worker (an executor holds about one block
@@ -703,6 +711,9 @@ end, {name = "to-textfiles"})
 function methods:to_textfiles(pattern, opts)
   if type(pattern) ~= "string" or not pattern:find("*", 1, true) then
     error("bag.to_textfiles: argument 1 must be a path with a '*'", 2)
+  end
+  if pattern:find("\0", 1, true) then
+    error("bag.to_textfiles: the path has a NUL byte", 2)
   end
   local tasks, parts = {}, self:to_delayed()
   local width = #tostring(#parts)
@@ -859,8 +870,30 @@ local StrAccessor = {}
 StrAccessor.__index = StrAccessor
 bag.StrAccessor = StrAccessor
 
+-- b.str.upper() (a dot for a colon) would index nil: say so.
+local function check_accessor(self, name)
+  if getmetatable(self) ~= StrAccessor then
+    error(("bag.str.%s: call it with a colon: b.str:%s(...)"):format(name,
+          name), 3)
+  end
+end
+
+-- A pattern string.find cannot compile is named before any task runs.
+local function check_pattern(pattern, name)
+  if type(pattern) ~= "string" then
+    error(("bag.str.%s: argument 1 must be a Lua pattern string"):format(
+      name), 3)
+  end
+  local ok, err = pcall(string.find, "", pattern)
+  if not ok then
+    error(("bag.str.%s: invalid pattern '%s': %s"):format(name, pattern,
+          tostring(err):gsub("^[^:]*:%d+: ", "")), 3)
+  end
+end
+
 local function str_step(name, nargs)
   return function(self, ...)
+    check_accessor(self, name)
     local step = {"list", core["str_" .. name], n = 2 + nargs}
     for i = 1, nargs do step[2 + i] = (select(i, ...)) end
     return with_step(self.bag, step)
@@ -869,6 +902,7 @@ end
 --- split([sep]): lists of pieces (whitespace runs by default).
 local split_step = str_step("split", 1)
 function StrAccessor:split(sep)
+  check_accessor(self, "split")
   if sep ~= nil and (type(sep) ~= "string" or sep == "") then
     error("bag.str.split: the separator must be a non-empty string " ..
           "(or nothing, for runs of whitespace)", 2)
@@ -882,16 +916,14 @@ StrAccessor.len = str_step("len", 0)
 --- match(pattern): the first capture (or match) per string, false if none
 -- (a list cannot hold nil).
 function StrAccessor:match(pattern)
-  if type(pattern) ~= "string" then
-    error("bag.str.match: argument 1 must be a Lua pattern string", 2)
-  end
+  check_accessor(self, "match")
+  check_pattern(pattern, "match")
   return with_step(self.bag, {"list", core.str_match, pattern, n = 3})
 end
 --- gsub(pattern, repl): string.gsub per string (the first result).
 function StrAccessor:gsub(pattern, repl)
-  if type(pattern) ~= "string" then
-    error("bag.str.gsub: argument 1 must be a Lua pattern string", 2)
-  end
+  check_accessor(self, "gsub")
+  check_pattern(pattern, "gsub")
   local t = type(repl)
   if t ~= "string" and t ~= "number" and t ~= "table" and t ~= "function" then
     error(("bag.str.gsub: argument 2 (the replacement) must be a string, " ..

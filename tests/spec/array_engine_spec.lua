@@ -193,7 +193,7 @@ describe("array memory in the calling state", function()
 
   it("reduces an .npy file 3x the memory limit within about the limit",
      function()
-    local path = os.tmpname() .. ".npy"
+    local path = require("helpers").tmp_path(".npy")
     local out, why = require("helpers").run_child(table.concat{
       'local lask = require "lask"\n',
       'local la = require "lask.array"\n',

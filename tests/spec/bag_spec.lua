@@ -567,6 +567,54 @@ for _, sched in ipairs({"sync", "threads"}) do
         bag.from_sequence(list, {npartitions = 2}):topk(3, 1):compute(here))
     end)
 
+    it("runs every string helper as the string library does", function()
+      local lines = {"  Héllo Wörld \t", "", "a,b,,c", "MiXeD 42 x\r\n",
+                     "\0bin\255 "}
+      local b = bag.from_sequence(lines, {npartitions = 3})
+      local function each(f)
+        local out = {}
+        for i, l in ipairs(lines) do out[i] = f(l) end
+        return out
+      end
+      assert.are.same(each(string.upper), b.str:upper():compute())
+      assert.are.same(each(string.lower), b.str:lower():compute())
+      assert.are.same(each(function(l) return #l end), b.str:len():compute())
+      assert.are.same(each(function(l)
+        return (l:gsub("^[\t\n\v\f\r ]+", ""):gsub("[\t\n\v\f\r ]+$", ""))
+      end), b.str:strip():compute())
+      assert.are.same(each(function(l) return (l:gsub("%d", "#")) end),
+                      b.str:gsub("%d", "#"):compute())
+      assert.are.same(each(function(l) return (l:gsub("%a+", {MiXeD = "m"})) end),
+                      b.str:gsub("%a+", {MiXeD = "m"}):compute())
+      assert.are.same(each(function(l) return l:match("(%a)%a") or false end),
+                      b.str:match("(%a)%a"):compute())
+      -- with a separator, as Python's str.split: empty pieces are kept
+      assert.are.same({{"  Héllo Wörld \t"}, {""}, {"a", "b", "", "c"}},
+        bag.from_sequence({lines[1], lines[2], lines[3]}).str:split(",")
+          :compute())
+    end)
+
+    it("names the string helper and its pattern in errors", function()
+      local b = bag.from_sequence({"ab", 3})
+      assert.matches("bag.str.match: invalid pattern '%[a': malformed",
+                     errmsg(function() return b.str:match("[a") end))
+      assert.matches("bag.str.gsub with pattern 'a': invalid capture index",
+        errmsg(function()
+          return bag.from_sequence({"ab"}).str:gsub("a", "%2"):compute()
+        end))
+      assert.matches("bag.str.upper: call it with a colon", errmsg(function()
+        return b.str.upper()
+      end))
+      assert.matches("element 2 of a partition is a number, not a string",
+        errmsg(function() return b.str:upper():compute() end))
+      assert.matches("bag.read_text: the list of paths is empty",
+                     errmsg(bag.read_text, {}))
+      assert.matches("bag.read_text: path 1 of the list is a table",
+                     errmsg(bag.read_text, {{}}))
+      assert.matches("bag.to_textfiles: the path has a NUL byte",
+                     errmsg(b.to_textfiles, b, "/tmp/x\0/*.txt"))
+    end)
+
     it("refuses sequences with holes and records, instead of dropping",
        function()
       assert.matches("bag.from_sequence: the list has a hole at index 2",

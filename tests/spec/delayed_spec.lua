@@ -565,7 +565,7 @@ end)
 
 describe("lask.visualize", function()
   it("writes Graphviz output", function()
-    local path = os.tmpname() .. ".dot"
+    local path = require("helpers").tmp_path(".dot")
     lask.visualize(add(inc(1), inc(2)), path)
     local text = io.open(path):read("*a")
     os.remove(path)
@@ -574,7 +574,7 @@ describe("lask.visualize", function()
   end)
 
   it("draws collections and names what it cannot draw", function()
-    local path = os.tmpname() .. ".dot"
+    local path = require("helpers").tmp_path(".dot")
     local bag = require "lask.bag"
     lask.visualize(bag.range(3, {npartitions = 2}):sum(), path)
     local text = io.open(path):read("*a")
@@ -591,7 +591,7 @@ describe("lask.visualize", function()
     end
     local marker = os.tmpname()
     os.remove(marker)
-    local name = os.tmpname() .. "$(touch " .. marker .. ")'`touch " ..
+    local name = require("helpers").tmp_path() .. "$(touch " .. marker .. ")'`touch " ..
                  marker .. "`'.svg"
     pcall(lask.visualize, add(inc(1), inc(2)), name)
     assert.is_nil(io.open(marker), "a command in the file name ran")
@@ -603,7 +603,7 @@ describe("lask.visualize", function()
       pending("dot fails with the TSan runtime preloaded")
       return
     end
-    local path = os.tmpname() .. ".svg"
+    local path = require("helpers").tmp_path(".svg")
     local ok, err = pcall(lask.visualize, add(inc(1), inc(2)), path)
     if ok then
       assert.matches("<svg", io.open(path):read("*a"), 1, true)
@@ -623,7 +623,8 @@ describe("lask.visualize without Graphviz", function()
     end
     local script = "local l = require 'lask'; " ..
       "local d = l.delayed(function() end)(); " ..
-      "local ok, e = pcall(l.visualize, d, os.tmpname() .. '.svg'); " ..
+      "local t = os.tmpname(); os.remove(t); " ..
+      "local ok, e = pcall(l.visualize, d, t .. '.svg'); " ..
       "print(ok, e)"
     local p = io.popen(("env PATH=/nonexistent %s -e %q 2>&1"):format(bin,
                                                                     script))
