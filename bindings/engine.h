@@ -72,6 +72,7 @@ struct run {
   uint64_t *t_start, *t_end; /* per unit, when profiling, else NULL */
   int32_t *t_exec;
   volatile sig_atomic_t *interrupted; /* set by the SIGINT handler */
+  int gc_pause;             /* the executors' collector pause, percent */
 };
 
 struct executor {
@@ -83,6 +84,7 @@ struct executor {
   int sleeping;     /* guarded by pool.lock */
   uint64_t gen;     /* the run its tables belong to (thread-local use) */
   int batch;        /* actions to take per lock, 1..BATCH (thread-local) */
+  int gc_pause;     /* the pause its collector has (thread-local; 0: unset) */
   lua_State *L;     /* owned by the thread */
   volatile sig_atomic_t in_task; /* a task's function is running (its
                                   ** thread only, read by its hook) */

@@ -502,6 +502,14 @@ void lask__executor_main(void *arg) {
     if (ex->gen != run->gen) {
       reset_tables(ex->L, run->job->plan->nunits);
       ex->gen = run->gen;
+      if (ex->gc_pause != run->gc_pause) {
+        ex->gc_pause = run->gc_pause;
+#if LASK_FLAVOUR == LASK_FLAVOUR_LUA54
+        lua_gc(ex->L, LUA_GCINC, ex->gc_pause, 0, 0);
+#else
+        lua_gc(ex->L, LUA_GCSETPAUSE, ex->gc_pause);
+#endif
+      }
     }
     int nrep = carry_out(ex, run, acts, n, reps);
     uv_mutex_lock(&pool->lock);

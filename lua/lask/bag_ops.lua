@@ -51,9 +51,15 @@ local aggregate = lask.delayed(function(f, ...) return f({...}) end,
                                {name = "bag-reduce-agg"})
 
 -- The options of a reduction, {split_every = n}: n is the fan-in of the
--- tree, a whole number >= 2 (default 8). Errors blame the method's caller.
+-- tree, a whole number >= 2 (default 8; 2 with a memory_limit, as an
+-- aggregate holds all its inputs: 9 word-count tables instead of 3 cost
+-- 1.6x the memory, for 10-20% less time). Errors blame the method's caller.
+local function default_every()
+  return lask.config.get("memory_limit") and 2 or 8
+end
+
 local function split_every(opts, who)
-  if opts == nil then return 8 end
+  if opts == nil then return default_every() end
   if type(opts) ~= "table" then
     error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
   end
@@ -62,7 +68,7 @@ local function split_every(opts, who)
       error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
     end
   end
-  local every = opts.split_every or 8
+  local every = opts.split_every or default_every()
   if type(every) ~= "number" or not (every >= 2) or every % 1 ~= 0 then
     error(who .. ": split_every must be a whole number >= 2", 3)
   end
@@ -305,13 +311,18 @@ function methods:frequencies(sort, opts)
           type(sort), 2)
   end
   local every = split_every(opts, "bag.frequencies")
-  local merge = function(tables) -- keys checked once each, not per element
-    local t = {}
+  -- Partial counts are merged into the first (each has this merge as its
+  -- only consumer): no new table the size of the vocabulary per merge.
+  -- Keys are checked once each, not per element.
+  local merge = function(tables)
+    local t = tables[1]
     local by_value = require("lask.bag").ops.check_by_value
-    for _, c in ipairs(tables) do
-      for k, n in pairs(c) do
-        if t[k] == nil then by_value(k, "bag.frequencies") end
-        t[k] = (t[k] or 0) + n
+    for k in pairs(t) do by_value(k, "bag.frequencies") end
+    for i = 2, #tables do
+      for k, n in pairs(tables[i]) do
+        local c = t[k]
+        if c == nil then by_value(k, "bag.frequencies") end
+        t[k] = (c or 0) + n
       end
     end
     return t

@@ -2,7 +2,7 @@
 -- with its own Lua state (bindings/engine.c). The pool is made on first use
 -- and kept for the next computation; it is stopped when this Lua state
 -- closes.
--- Dependencies: `lask.core`, `lask.delayed`.
+-- Dependencies: `lask.core`, `lask.delayed`, `lask.config`.
 -- @module lask.threads
 local core = require "lask.core"
 local delayed = require "lask.delayed"
@@ -20,8 +20,13 @@ function M.run(outputs, opts, hooks)
     hooks.start(core.job_size(job)) -- the clock starts before the run
     progress = function(done, total) hooks.task(done, total) end
   end
+  -- With a memory budget the executors collect sooner (see run_job in
+  -- bindings/engine.c).
+  local limit = opts.memory_limit
+  if limit == nil then limit = require("lask.config").get("memory_limit") end
   local values, profile = core.run_job(job, opts.num_workers,
-                                       opts.profile, progress)
+                                       opts.profile, progress,
+                                       limit and 125 or nil)
   if hooks then hooks.finish(profile) end
   return values, profile
 end
