@@ -574,10 +574,20 @@ static void push_counts(lua_State *L, const struct wtable *t) {
   }
 }
 
-/* count_split(lines [, sep]) -> {word = count}: what
-** str:split():flatten():frequencies() computes for one partition, counted
-** from the lines' bytes, with a Lua string made once per distinct word. */
-static int l_count_split(lua_State *L) {
+/* Pushes the list of the words of 't' in first-seen order (the slots are
+** added in that order). */
+static void push_words(lua_State *L, const struct wtable *t) {
+  lua_createtable(L, t->used > INT32_MAX ? INT32_MAX : (int)t->used, 0);
+  for (size_t p = 0; p < t->used; p++) {
+    lua_pushlstring(L, t->slots[p].s, t->slots[p].len);
+    lua_rawseti(L, -2, (lua_Integer)p + 1);
+  }
+}
+
+typedef void (*push_fn)(lua_State *L, const struct wtable *t);
+
+/* The words of the lines in the list at 1, split as str:split (sep at 2). */
+static int split_lines(lua_State *L, push_fn push) {
   luaL_checktype(L, 1, LUA_TTABLE);
   size_t seplen;
   const char *sep = opt_sep(L, &seplen);
@@ -591,14 +601,13 @@ static int l_count_split(lua_State *L) {
     lua_pop(L, 1); /* the line stays referenced by the list */
     count_words(L, &t, s, len, sep, seplen);
   }
-  push_counts(L, &t);
+  push(L, &t);
   return 1;
 }
 
-/* count_block(path, start, size [, sep]) -> {word = count} of the lines
-** the block owns (the same lines lask.core.read_block returns), counted
-** from the file's bytes with no Lua string per line or per word. */
-static int l_count_block(lua_State *L) {
+/* The words of the lines a file block owns (path, start, size at 1-3, sep
+** at 4), from the file's bytes with no Lua string per line or per word. */
+static int split_block(lua_State *L, push_fn push) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
   lua_Integer size = luaL_checkinteger(L, 3);
@@ -622,14 +631,37 @@ static int l_count_block(lua_State *L) {
       p = stop;
     }
   }
-  push_counts(L, &t); /* the words are copied into Lua strings */
+  push(L, &t); /* the words are copied into Lua strings */
   lask__release_block_bytes(L, box);
   return 1;
+}
+
+/* count_split(lines [, sep]) -> {word = count}: what
+** str:split():flatten():frequencies() computes for one partition, counted
+** from the lines' bytes, with a Lua string made once per distinct word. */
+static int l_count_split(lua_State *L) { return split_lines(L, push_counts); }
+
+/* distinct_split(lines [, sep]) -> the distinct words in first-seen order:
+** str:split():flatten():distinct() of one partition. */
+static int l_distinct_split(lua_State *L) {
+  return split_lines(L, push_words);
+}
+
+/* count_block(path, start, size [, sep]) -> {word = count} of the lines
+** the block owns (the same lines lask.core.read_block returns). */
+static int l_count_block(lua_State *L) { return split_block(L, push_counts); }
+
+/* distinct_block(path, start, size [, sep]) -> the block's distinct words
+** in first-seen order. */
+static int l_distinct_block(lua_State *L) {
+  return split_block(L, push_words);
 }
 
 static const luaL_Reg string_funcs[] = {
   {"count_split", l_count_split},
   {"count_block", l_count_block},
+  {"distinct_split", l_distinct_split},
+  {"distinct_block", l_distinct_block},
   {"str_split", l_str_split},
   {"str_split_flat", l_str_split_flat},
   {"flatten_list", l_flatten_list},

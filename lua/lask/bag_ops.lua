@@ -296,11 +296,43 @@ local function item_bag(item)
   return new_bag({item.delayed})
 end
 
-local count_block = lask.delayed(core.count_block, {name = "count-words"})
-local count_gzip = lask.delayed(function(path, sep)
-  local c = require "lask.core"
-  return c.count_split(c.read_gzip(path), sep)
-end, {name = "count-words"})
+-- str:split():flatten() then frequencies() or distinct(): the words are
+-- taken straight from the bytes in C, one Lua string per distinct word;
+-- from the file's bytes when the bag is read_text(...).str:split() alone.
+-- 'how' is "count" or "distinct" (core.<how>_block, core.<how>_split);
+-- returns the Item merged by 'merge', or nil when the bag is not such.
+local word_tasks = {}
+for _, how in ipairs{"count", "distinct"} do
+  word_tasks[how] = {
+    block = lask.delayed(core[how .. "_block"], {name = how .. "-words"}),
+    gzip = lask.delayed(function(path, sep)
+      local c = require "lask.core"
+      return c[how .. "_split"](c.read_gzip(path), sep)
+    end, {name = how .. "-words"}),
+  }
+end
+
+local function split_words(self, how, merge, every)
+  local last = self.steps[#self.steps]
+  if not (last and last[1] == "list" and last[2] == core.str_split_flat) then
+    return nil
+  end
+  local sep = last[3]
+  if #self.steps == 1 and self.source and self.source.kind == "text" then
+    local tasks, parts = word_tasks[how], {}
+    for i, blk in ipairs(self.source.blocks) do
+      parts[i] = blk.gz and tasks.gzip(blk[1], sep) or
+                 tasks.block(blk[1], blk[2], blk[3], sep)
+    end
+    return new_item(bag.reduce_tree(parts, merge, every))
+  end
+  local steps = {}
+  for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
+  local per_part = core[how .. "_split"]
+  return reduce(new_bag(self.parts, steps), function(p)
+    return per_part(p, sep)
+  end, merge, every)
+end
 
 --- frequencies([sort [, opts]]): a bag of {value, count} pairs; with
 -- sort, most frequent first.
@@ -327,29 +359,8 @@ function methods:frequencies(sort, opts)
     end
     return t
   end
-  local item
-  local last = self.steps[#self.steps]
-  local split = last and last[1] == "list" and last[2] == core.str_split_flat
-  if split and #self.steps == 1 and self.source and
-     self.source.kind == "text" then
-    -- read_text(...).str:split():flatten():frequencies(): each block's
-    -- words are counted from the file's bytes in one C pass.
-    local sep, counts = last[3], {}
-    for i, blk in ipairs(self.source.blocks) do
-      counts[i] = blk.gz and count_gzip(blk[1], sep) or
-                  count_block(blk[1], blk[2], blk[3], sep)
-    end
-    item = new_item(bag.reduce_tree(counts, merge, every))
-  elseif split then
-    -- str:split():flatten():frequencies(): count the words straight from
-    -- the lines' bytes in C, one Lua string per distinct word.
-    local steps = {}
-    for i = 1, #self.steps - 1 do steps[i] = self.steps[i] end
-    local sep, count_split = last[3], core.count_split
-    item = reduce(new_bag(self.parts, steps), function(p)
-      return count_split(p, sep)
-    end, merge, every)
-  else
+  local item = split_words(self, "count", merge, every)
+  if not item then
     -- element-wise steps count as they go, with no list in between
     local parts, fused = self:to_delayed("frequencies")
     if fused then
@@ -483,8 +494,9 @@ function methods:distinct(key, opts)
     end
     return out
   end
-  return item_bag(reduce(self, function(p) return uniq({p}) end, uniq,
-                         every))
+  local item = key == nil and split_words(self, "distinct", uniq, every)
+  return item_bag(item or reduce(self, function(p) return uniq({p}) end,
+                                 uniq, every))
 end
 
 -- ---------------------------------------------------------- foldby, etc.

@@ -1287,6 +1287,21 @@ describe("bag text files", function()
       local seps_slow = bag.from_sequence(bag.read_text(path):compute())
                           .str:split("a"):flatten():frequencies(true):compute()
       assert.are.same(seps_slow, seps)
+      -- distinct: the same words, in first-seen order, fast or not
+      local order, seen = {}, {}
+      for w in text:gmatch("[^ \t\n\v\f\r]+") do
+        if not seen[w] then
+          seen[w] = true
+          order[#order + 1] = w
+        end
+      end
+      for _, how in ipairs{"block", "lines", "generic"} do
+        local b = bag.read_text(path, {blocksize = bs})
+        if how ~= "block" then b = b:map(function(l) return l end) end
+        b = b.str:split()
+        if how == "generic" then b = b:map(function(t) return t end) end
+        assert.are.same(order, b:flatten():distinct():compute(), how)
+      end
     end
   end)
 
