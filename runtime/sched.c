@@ -38,6 +38,7 @@ struct fifo {
 struct exec {
   struct heap ready;
   struct fifo todo; /* publish requests and releases */
+  uint64_t tally;   /* place(): input bytes held here (0 between calls) */
 };
 
 struct lask_sched {
@@ -156,18 +157,27 @@ static void place(struct lask_sched *s, uint32_t c) {
     place_on(s, c, e);
     return;
   }
-  int best = s->u[p->inputs[p->in_off[c]]].exec;
+  /* The executor holding most input bytes; on a tie the one that holds the
+  ** earliest input. One pass to tally, one to choose, one to clear: linear
+  ** in the inputs (a gather of a shuffle has one per partition). */
+  uint32_t lo = p->in_off[c], hi = p->in_off[c + 1];
+  int best = s->u[p->inputs[lo]].exec;
   uint64_t best_bytes = 0;
-  for (uint32_t i = p->in_off[c]; i < p->in_off[c + 1]; i++) {
+  for (uint32_t i = lo; i < hi; i++) {
+    const struct unit *in = &s->u[p->inputs[i]];
+    if (in->exec >= 0 && in->exec < s->nexec)
+      s->x[in->exec].tally += in->nbytes + 1;
+  }
+  for (uint32_t i = lo; i < hi; i++) {
     int e = s->u[p->inputs[i]].exec;
-    uint64_t bytes = 0;
-    for (uint32_t j = p->in_off[c]; j < p->in_off[c + 1]; j++) {
-      if (s->u[p->inputs[j]].exec == e) bytes += s->u[p->inputs[j]].nbytes + 1;
-    }
-    if (bytes > best_bytes) {
+    if (e >= 0 && e < s->nexec && s->x[e].tally > best_bytes) {
       best = e;
-      best_bytes = bytes;
+      best_bytes = s->x[e].tally;
     }
+  }
+  for (uint32_t i = lo; i < hi; i++) {
+    int e = s->u[p->inputs[i]].exec;
+    if (e >= 0 && e < s->nexec) s->x[e].tally = 0;
   }
   place_on(s, c, best);
 }
