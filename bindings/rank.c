@@ -124,8 +124,9 @@ static int l_topk_values(lua_State *L) {
     if (t == LUA_TNUMBER) {
       e.num = lua_tonumber(L, -1);
       if (e.num != e.num) return 0; /* NaN: the Lua path names it */
-      if (lua_isinteger(L, -1) && (e.num > 9007199254740992.0 ||
-                                   e.num < -9007199254740992.0))
+      if (lua_isinteger(L, -1) &&
+          (lua_tointeger(L, -1) > ((lua_Integer)1 << 53) ||
+           lua_tointeger(L, -1) < -((lua_Integer)1 << 53)))
         return 0; /* beyond 2^53 a double would merge distinct integers */
     } else {
       e.s = lua_tolstring(L, -1, &e.len);

@@ -167,7 +167,10 @@ static int l_check_sequence(lua_State *L) {
   while (lua_next(L, 1) != 0) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TNUMBER) {
-      if (n == 0) /* keys and no list at all: a record, not a sequence */
+      /* keys and no list at all: a record, not a sequence ("n", as
+      ** table.pack sets, is let be) */
+      if (n == 0 && !(lua_type(L, -1) == LUA_TSTRING &&
+                      strcmp(lua_tostring(L, -1), "n") == 0))
         return lask__fail(L, "%s: the table has key '%s' and no element 1 "
                           "(a bag holds lists, not records)", who,
                           lua_type(L, -1) == LUA_TSTRING
@@ -285,7 +288,9 @@ static int call_each(lua_State *L, const char *name, int nextra) {
     for (int a = 0; a < nextra; a++) lua_pushvalue(L, 2 + a);
     if (lua_pcall(L, 1 + nextra, 1, 0) != LUA_OK) /* name the helper */
       return lask__fail(L, "lask: bag.str.%s with pattern '%s': %s", name,
-                        lua_tostring(L, 2), lua_tostring(L, -1));
+                        lua_tostring(L, 2),
+                        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                            : luaL_typename(L, -1)); /* error(non-string) */
     if (lua_isnil(L, -1)) { /* no match: a list cannot hold nil */
       lua_pop(L, 1);
       lua_pushboolean(L, 0);

@@ -311,7 +311,15 @@ static int l_read_gzip(lua_State *L) {
       g->zs.next_in = g->in;
       g->zs.avail_in = (uInt)n;
     }
-    if (rc == Z_STREAM_END) { /* a member ended: another must follow */
+    if (rc == Z_STREAM_END) { /* a member ended: another may follow */
+      if (g->zs.next_in[0] == 0) { /* zero padding, as gzip -t allows */
+        while (g->zs.avail_in > 0 && g->zs.next_in[0] == 0) {
+          g->zs.next_in++;
+          g->zs.avail_in--;
+        }
+        if (g->zs.avail_in > 0) break; /* then something else: refused */
+        continue; /* read on: zeros to the end, or more input */
+      }
       if (g->zs.next_in[0] != 0x1f) break;
       inflateReset(&g->zs);
     }

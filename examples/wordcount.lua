@@ -32,7 +32,10 @@ local function generate()
       local line = table.concat(words, " ") .. "\n"
       lines[#lines + 1] = line
       size = size + #line
-      if #lines == 1000 then assert(out:write(table.concat(lines))) lines = {} end
+      if #lines == 1000 then
+        assert(out:write(table.concat(lines)))
+        lines = {}
+      end
     end
     assert(out:write(table.concat(lines)))
     assert(out:close())
@@ -46,7 +49,9 @@ local function count()
     :compute{progress = true}
   print(("top words in %d MB of text (%.2f s on %d workers):"):format(
     mb, core.now() - t0, lask.config.get("num_workers")))
-  for i, wc in ipairs(top) do print(("%d. %-10s %d"):format(i, wc[1], wc[2])) end
+  for i, wc in ipairs(top) do
+    print(("%d. %-10s %d"):format(i, wc[1], wc[2]))
+  end
 end
 
 -- The input is removed whatever happens (a full disk, Ctrl-C).

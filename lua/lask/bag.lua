@@ -496,6 +496,9 @@ function bag.from_sequence(list, opts)
   return new_bag(parts)
 end
 
+-- Integer floor division on Lua 5.4 (LuaJIT has no '//' to parse).
+local int_div = math.type and load("return function(a, b) return a // b end")()
+
 local range_part = lask.delayed(function(first, step, k0, k1)
   local out, n = {}, 0
   for k = k0, k1 do
@@ -526,15 +529,25 @@ function bag.range(a, b, c, d)
     error("bag.range: expected finite numbers (and a non-zero step)", 2)
   end
   opts = check_opts(opts, {npartitions = true}, "bag.range")
-  local count = math.max(0, math.floor((last - first) / step) + 1)
-  -- The division rounds: count the k with first + k * step within last
-  -- exactly as the partitions will compute them.
-  local function within(k)
-    local v = first + k * step
-    return step > 0 and v <= last or step < 0 and v >= last
+  local count
+  if math.type and math.type(first) == "integer" and
+     math.type(last) == "integer" and math.type(step) == "integer" then
+    count = math.max(0, int_div(last - first, step) + 1) -- exact
+  else
+    count = math.max(0, math.floor((last - first) / step) + 1)
+    -- The division rounds: count the k with first + k * step within last
+    -- exactly as the partitions will compute them (a step or two at most).
+    local function within(k)
+      local v = first + k * step
+      return step > 0 and v <= last or step < 0 and v >= last
+    end
+    for _ = 1, 2 do
+      if count > 0 and not within(count - 1) then count = count - 1 end
+    end
+    for _ = 1, 2 do
+      if within(count) then count = count + 1 end
+    end
   end
-  while count > 0 and not within(count - 1) do count = count - 1 end
-  while within(count) do count = count + 1 end
   local np = count_opt(opts.npartitions, "bag.range", "npartitions") or
              math.min(100, math.max(1, math.ceil(count / 100000)))
   np = math.min(np, math.max(count, 1))
@@ -630,7 +643,9 @@ function bag.read_text(paths, opts)
   elseif type(paths) ~= "table" then
     error("bag.read_text: argument 1 must be a path, a glob or a list", 2)
   else
-    if #paths == 0 then error("bag.read_text: the list of paths is empty", 2) end
+    if #paths == 0 then
+      error("bag.read_text: the list of paths is empty", 2)
+    end
     for i, p in ipairs(paths) do
       if type(p) ~= "string" then
         error(("bag.read_text: path %d of the list is a %s, not a string")
@@ -752,14 +767,14 @@ end
 local zip_map = lask.delayed(function(f, nargs, spec, p, ...)
   local parts = {...}
   local first = parts[1]
-  local k = 1
+  local b = 1
   for j = 1, nargs do -- the bags zipped must be partitioned alike
     if spec[j] == true then
-      k = k + 1
-      if #parts[k] ~= #first then
+      b = b + 1
+      if #parts[b] ~= #first then
         error(("bag.map: partition %d of argument %d has %d elements, " ..
                "this bag's has %d (bags mapped together must have " ..
-               "partitions of equal lengths)"):format(p, j + 1, #parts[k],
+               "partitions of equal lengths)"):format(p, j + 1, #parts[b],
                #first), 0)
       end
     end
@@ -790,8 +805,8 @@ function methods:_map_with_bags(f, extra)
     local a = extra[i]
     if is_bag(a) then
       if a.npartitions ~= np then
-        error(("bag.map: argument %d has %d partitions, this bag has %d"):format(
-          i + 1, a.npartitions, np), 3)
+        error(("bag.map: argument %d has %d partitions, this bag has %d")
+              :format(i + 1, a.npartitions, np), 3)
       end
       spec[i] = true
       others[#others + 1] = a:to_delayed()

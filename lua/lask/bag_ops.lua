@@ -8,7 +8,6 @@ local lask = require "lask"
 local core = require "lask.core"
 local bag = package.loaded["lask.bag"]
 
-local unpack = table.unpack or unpack -- LuaJIT has only the global
 local methods = bag.methods
 local new_bag = bag.new_bag
 local check_fn = bag.check_fn
@@ -47,7 +46,8 @@ function Item:key() return self.delayed:key() end
 local per_partition = lask.delayed(function(f, part)
   return f(require("lask.bag").check_list(part))
 end, {name = "bag-reduce-part"})
-local aggregate = lask.delayed(function(f, ...) return f({...}) end,
+-- The values to aggregate come in one list (LuaJIT cannot unpack 8000).
+local aggregate = lask.delayed(function(f, list) return f(list) end,
                                {name = "bag-reduce-agg"})
 
 -- The options of a reduction, {split_every = n}: n is the fan-in of the
@@ -69,7 +69,8 @@ local function split_every(opts, who)
     end
   end
   local every = opts.split_every or default_every()
-  if type(every) ~= "number" or not (every >= 2) or every % 1 ~= 0 then
+  if type(every) ~= "number" or every ~= every or every < 2 or
+     every % 1 ~= 0 then
     error(who .. ": split_every must be a whole number >= 2", 3)
   end
   return every
@@ -77,7 +78,9 @@ end
 
 local function reduce(self, perpart, agg, every)
   local level = {}
-  for i, p in ipairs(self:to_delayed()) do level[i] = per_partition(perpart, p) end
+  for i, p in ipairs(self:to_delayed()) do
+    level[i] = per_partition(perpart, p)
+  end
   return new_item(bag.reduce_tree(level, agg, every))
 end
 
@@ -97,8 +100,11 @@ function bag.reduce_tree(level, agg, every)
   repeat
     local next_level = {}
     for i = 1, #level, every do
-      next_level[#next_level + 1] = aggregate(agg, unpack(level, i,
-                                             math.min(i + every - 1, #level)))
+      local group = {}
+      for j = i, math.min(i + every - 1, #level) do
+        group[#group + 1] = level[j]
+      end
+      next_level[#next_level + 1] = aggregate(agg, group)
     end
     level = next_level
   until #level == 1
@@ -111,7 +117,12 @@ function ops.fold_list(binop, initial, has_initial, list)
     if #list == 0 then return nil end
     acc, start = list[1], 2
   end
-  for i = start, #list do acc = binop(acc, list[i]) end
+  for i = start, #list do
+    acc = binop(acc, list[i])
+    if acc == nil then -- it would read as "nothing folded" further up
+      error("bag.fold: the function returned nil (return false instead)", 0)
+    end
+  end
   return acc
 end
 
@@ -369,15 +380,24 @@ function methods:frequencies(sort, opts)
       item = reduce(self, core.count_values, merge, every)
     end
   end
+  -- The pairs come in an order fixed by their keys (numbers, then
+  -- strings, then booleans), or by count with sort: not in the hash order
+  -- of the merged table, which differs from run to run, so that
+  -- frequencies():topk(...) ranks equal counts the same every time.
   item = item:apply(function(t)
     local pairs_list = {}
     for k, n in pairs(t) do pairs_list[#pairs_list + 1] = {k, n} end
-    if sort then
-      table.sort(pairs_list, function(a, b)
-        if a[2] ~= b[2] then return a[2] > b[2] end
-        return tostring(a[1]) < tostring(b[1])
-      end)
+    local rank = {number = 1, string = 2, boolean = 3}
+    local function key_before(a, b)
+      local ta, tb = type(a), type(b)
+      if ta ~= tb then return rank[ta] < rank[tb] end
+      if ta == "boolean" then return not a and b end
+      return a < b
     end
+    table.sort(pairs_list, function(a, b)
+      if sort and a[2] ~= b[2] then return a[2] > b[2] end
+      return key_before(a[1], b[1])
+    end)
     return pairs_list
   end)
   return item_bag(item)
@@ -432,14 +452,14 @@ end
 -- strings are then ranked in C, without a Lua call per element.
 function ops.top(list, k, kf, key)
   if type(key) ~= "function" then
-    local fast = core.topk_values(list, k, key)
+    local fast = core.topk_values(list, math.min(k, #list), key)
     if fast then return fast end
   end
   local rows, first = {}, nil
   for i = 1, #list do
-    local key = check_key(kf(list[i]), "bag.topk")
-    if first == nil then first = key else check_order(first, key, "bag.topk") end
-    rows[i] = {key, i}
+    local ki = check_key(kf(list[i]), "bag.topk")
+    if first == nil then first = ki else check_order(first, ki, "bag.topk") end
+    rows[i] = {ki, i}
   end
   table.sort(rows, function(a, b)
     if a[1] == b[1] then return a[2] < b[2] end
@@ -453,8 +473,8 @@ end
 --- topk(k [, key]): the k largest elements, largest first; key is a
 -- function or an index (topk(10, 2) ranks {word, count} pairs by count).
 function methods:topk(k, key, opts)
-  if type(k) ~= "number" or not (k >= 0) or k % 1 ~= 0 then
-    error("bag.topk: argument 1 must be a whole number >= 0", 2)
+  if type(k) ~= "number" or k ~= k or k < 0 or k % 1 ~= 0 or k >= 2^53 then
+    error("bag.topk: argument 1 must be a whole number >= 0 (below 2^53)", 2)
   end
   local every = split_every(opts, "bag.topk")
   local kf = key_fn(key)
@@ -964,7 +984,8 @@ function methods:random_sample(prob, seed)
   end
   -- Reduced first (% is exact on floats and integers), the per-partition
   -- seeds stay below 2^53: the same sample on Lua 5.4 and LuaJIT.
-  seed = seed % 2147483646
+  seed = math.fmod(seed, 2147483646) -- exact on floats, unlike LuaJIT's %
+  if seed < 0 then seed = seed + 2147483646 end
   local parts = {}
   for i, p in ipairs(self:to_delayed()) do
     parts[i] = sample_part(p, prob, seed * 7919 + i * 104729)
