@@ -39,6 +39,13 @@ end
 helpers.PRINT_PEAK = 'local st = io.open("/proc/self/status"):read("*a")\n' ..
   'io.write(tonumber(st:match("VmHWM:%s*(%d+)")) / 1024, "\\n")\n'
 
+--- Runs a shell command; true when it succeeded, on Lua 5.4 (true/nil)
+-- and LuaJIT (an exit status) alike.
+function helpers.sh(cmd)
+  local r = os.execute(cmd)
+  return r == true or r == 0
+end
+
 --- A fresh temporary path ending in 'suffix': os.tmpname makes (and
 -- leaves) a file of the name it gives, so that file is removed first.
 function helpers.tmp_path(suffix)
