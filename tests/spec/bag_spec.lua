@@ -1508,16 +1508,39 @@ describe("bag text files", function()
 end)
 
 describe("bag memory", function()
-  it("counts words in a corpus 3x the memory limit within about the limit",
-     function()
+  -- Counts the words of dir/c*.txt in a child under a 24 MB limit on 2
+  -- workers, then removes dir: the number of words, the peak RSS in MB,
+  -- and the child's output.
+  local function count_words_within_24mb(dir)
+    local out = helpers.run_child(table.concat{
+      'local lask = require "lask"\n',
+      'local bag = require "lask.bag"\n',
+      'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
+      'local f = bag.read_text("', dir, '/c*.txt")',
+      '.str:split():flatten():frequencies()\n',
+      'io.write(#f:compute(), " ")\n', helpers.PRINT_PEAK})
+    os.execute("rm -rf '" .. dir .. "'")
+    local n, peak = out:match("^(%d+)%s+([%d%.]+)")
+    return n, peak, out
+  end
+
+  -- A fresh directory for a corpus, or nil (the spec then pending) when
+  -- no child process can be measured.
+  local function corpus_dir()
     local why = helpers.child_unavailable()
     if why then
       pending(why)
-      return
+      return nil
     end
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = helpers.tmp_path()
     require("lask.core").mkdirs(dir)
+    return dir
+  end
+
+  it("counts words in a corpus 3x the memory limit within about the limit",
+     function()
+    local dir = corpus_dir()
+    if not dir then return end
     -- A 1 MB chunk of words, written 72 times: a 72 MB corpus.
     local words, x = {}, 1
     for i = 1, 3000 do
@@ -1533,15 +1556,7 @@ describe("bag memory", function()
       for _ = 1, 18 do out:write(chunk) end
       out:close()
     end
-    local out = helpers.run_child(table.concat{
-      'local lask = require "lask"\n',
-      'local bag = require "lask.bag"\n',
-      'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
-      'local f = bag.read_text("', dir, '/c*.txt")',
-      '.str:split():flatten():frequencies()\n',
-      'io.write(#f:compute(), " ")\n', helpers.PRINT_PEAK})
-    os.execute("rm -rf '" .. dir .. "'")
-    local n, peak = out:match("^(%d+)%s+([%d%.]+)")
+    local n, peak, out = count_words_within_24mb(dir)
     assert.is_truthy(n, out)
     assert.is_true(tonumber(n) > 1000 and tonumber(n) <= 5000, out)
     -- 72 MB read in blocks of 1.5 MB: the process stays near the limit.
@@ -1550,13 +1565,8 @@ describe("bag memory", function()
 
   it("counts a 50,000-word vocabulary within the limit plus its tables",
      function()
-    local why = helpers.child_unavailable()
-    if why then
-      pending(why)
-      return
-    end
-    local dir = helpers.tmp_path()
-    require("lask.core").mkdirs(dir)
+    local dir = corpus_dir()
+    if not dir then return end
     -- 6 different 1 MB chunks over 50,000 words, 72 MB in 4 files
     local x, chunks = 1, {}
     for c = 1, 6 do
@@ -1584,15 +1594,7 @@ describe("bag memory", function()
     for i = 0, 49999 do t["w" .. i] = i end
     local table_mb = (collectgarbage("count") - before) / 1024
     assert.are.equal(49999, t.w49999) -- (t stays alive until measured)
-    local out = helpers.run_child(table.concat{
-      'local lask = require "lask"\n',
-      'local bag = require "lask.bag"\n',
-      'lask.config.set{memory_limit = "24MB", num_workers = 2}\n',
-      'local f = bag.read_text("', dir, '/c*.txt")',
-      '.str:split():flatten():frequencies()\n',
-      'io.write(#f:compute(), " ")\n', helpers.PRINT_PEAK})
-    os.execute("rm -rf '" .. dir .. "'")
-    local n, peak = out:match("^(%d+)%s+([%d%.]+)")
+    local n, peak, out = count_words_within_24mb(dir)
     assert.are.equal(50000, tonumber(n), out)
     -- The blocks read keep to the limit; the counts cannot: each worker
     -- holds a merge's two tables, the partial count of a block and the
