@@ -129,14 +129,18 @@ end
 --- fold(binop [, combine [, initial]]): binop folds each partition
 -- (starting from initial, once per partition, as Dask does), combine folds
 -- the partition results (default: binop).
+-- fold(binop, combine, initial, {split_every = n}) takes the tree's fan-in
+-- (with initial nil there: no initial value).
 function methods:fold(binop, combine, ...)
   check_fn(binop, "bag.fold", 1)
   if combine ~= nil then check_fn(combine, "bag.fold", 2) end
   combine = combine or binop
-  local has_initial = select("#", ...) > 0
-  local initial = (...)
+  local nextra = select("#", ...)
+  local initial, opts = ...
+  local has_initial = nextra == 1 or (nextra >= 2 and initial ~= nil)
+  local every = split_every(opts, "bag.fold")
   local fold_list = ops.fold_list
-  return self:reduction(function(part)
+  return reduce(self, function(part)
     return {fold_list(binop, initial, has_initial, part), #part > 0}
   end, function(results)
     local vals = {}
@@ -144,7 +148,7 @@ function methods:fold(binop, combine, ...)
       if r[2] or has_initial then vals[#vals + 1] = r[1] end
     end
     return {fold_list(combine, nil, false, vals), #vals > 0}
-  end):apply(function(r)
+  end, every):apply(function(r)
     if not r[2] then
       error("bag.fold: the bag is empty and fold has no initial value", 0)
     end
@@ -525,7 +529,8 @@ end
 -- the elements with binop from initial in each partition, then the
 -- partition results with combine from combine_initial. A bag of
 -- {key, value} pairs.
-function methods:foldby(key, binop, initial, combine, combine_initial)
+function methods:foldby(key, binop, initial, combine, combine_initial, opts)
+  local every = split_every(opts, "bag.foldby")
   local kf = key_fn(key)
   check_fn(binop, "bag.foldby", 2)
   combine = combine or binop
@@ -534,7 +539,7 @@ function methods:foldby(key, binop, initial, combine, combine_initial)
   -- element); the partitions' values are combined without an initial value
   -- through the tree, and combine_initial (none by default, as Dask) goes
   -- in once per key at the root.
-  local item = self:reduction(function(p)
+  local item = reduce(self, function(p)
     local acc = {}
     for i = 1, #p do
       local x = p[i]
@@ -554,7 +559,7 @@ function methods:foldby(key, binop, initial, combine, combine_initial)
       end
     end
     return acc
-  end):apply(function(t)
+  end, every):apply(function(t)
     local out = {}
     for k, v in pairs(t) do
       if combine_initial ~= nil then v = combine(combine_initial, v) end

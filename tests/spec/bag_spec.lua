@@ -780,6 +780,16 @@ for _, sched in ipairs({"sync", "threads"}) do
         frequencies = function(o) return b:frequencies(true, o) end,
         topk = function(o) return b:topk(3, nil, o) end,
         distinct = function(o) return b:distinct(nil, o) end,
+        fold = function(o)
+          return b:fold(function(a, x) return a + x end, nil, nil, o)
+        end,
+        fold_initial = function(o)
+          return b:fold(function(a, x) return a + x end, nil, 0, o)
+        end,
+        foldby = function(o)
+          return b:foldby(function(x) return x % 3 end,
+                          function(a, x) return a + x end, 0, nil, nil, o)
+        end,
       }
       for name, make in pairs(items) do
         local whole, split = make(), make(two)
