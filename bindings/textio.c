@@ -253,24 +253,19 @@ static void gzip_lines(lua_State *L, int out, lua_Integer *k,
   }
 }
 
-/* The state of read_gzip, in a userdata whose __gc frees it, so an error
-** mid-read (a line too long for memory) leaks neither file nor zlib. */
+/* The zlib state of read_gzip, in a userdata whose __gc ends it, so an
+** error mid-read (a line too long for memory) does not leak it; the file
+** is in its own box (open_boxed). */
 struct gzread {
-  FILE *f;
   z_stream zs;
   int live; /* zs was initialised */
   unsigned char in[CHUNK], out[CHUNK];
 };
 
-static void gzread_close(struct gzread *g) {
-  if (g->live) inflateEnd(&g->zs);
-  if (g->f != NULL) fclose(g->f);
-  g->live = 0;
-  g->f = NULL;
-}
-
 static int gzread_gc(lua_State *L) {
-  gzread_close(lua_touserdata(L, 1));
+  struct gzread *g = lua_touserdata(L, 1);
+  if (g->live) inflateEnd(&g->zs);
+  g->live = 0;
   return 0;
 }
 
@@ -281,15 +276,13 @@ static int gzread_gc(lua_State *L) {
 static int l_read_gzip(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct gzread *g = lua_newuserdatauv(L, sizeof *g, 0);
-  g->f = NULL;
   g->live = 0;
   lua_newtable(L);
   lua_pushcfunction(L, gzread_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   int box = lua_gettop(L);
-  g->f = fopen(path, "rb");
-  if (g->f == NULL) return io_fail(L, "cannot open", path);
+  FILE **f = open_boxed(L, path, "rb");
   memset(&g->zs, 0, sizeof g->zs);
   if (inflateInit2(&g->zs, 15 + 16) != Z_OK) /* 16: gzip wrapper only */
     return lask__fail(L, "lask: out of memory reading %s", path);
@@ -302,9 +295,9 @@ static int l_read_gzip(lua_State *L) {
   int rc = Z_OK, any = 0, full = 0; /* any: some input was read; full: */
   for (;;) {                         /* the last inflate filled 'out' */
     if (g->zs.avail_in == 0 && !full) {
-      size_t n = fread(g->in, 1, CHUNK, g->f);
+      size_t n = fread(g->in, 1, CHUNK, *f);
       if (n == 0) {
-        if (ferror(g->f)) return io_fail(L, "cannot read", path);
+        if (ferror(*f)) return io_fail(L, "cannot read", path);
         break;
       }
       any = 1;
@@ -346,7 +339,11 @@ static int l_read_gzip(lua_State *L) {
   luaL_pushresult(&carry);
   if (lua_rawlen(L, -1) > 0) lua_rawseti(L, out, ++k);
   else lua_pop(L, 1);
-  gzread_close(g);
+  fclose(*f);
+  *f = NULL;
+  inflateEnd(&g->zs);
+  g->live = 0;
+  lua_remove(L, box + 1); /* the file box */
   lua_remove(L, box);
   return 1;
 }

@@ -45,14 +45,18 @@ local function check_fn(f, who, n)
   end
 end
 
-local function check_opts(opts, allowed, who)
+-- Errors blame the caller of check_opts's caller, or 'level' levels up
+-- from check_opts (3 by default) for a helper that checks for a method.
+local function check_opts(opts, allowed, who, level)
+  level = level or 3
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
+    error(("%s: options must be a table, got %s"):format(who, type(opts)),
+          level)
   end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
+      error(("%s: unknown option '%s'"):format(who, tostring(k)), level)
     end
   end
   return opts

@@ -59,15 +59,7 @@ local function default_every()
 end
 
 local function split_every(opts, who)
-  if opts == nil then return default_every() end
-  if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(who, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if k ~= "split_every" then
-      error(("%s: unknown option '%s'"):format(who, tostring(k)), 3)
-    end
-  end
+  opts = check_opts(opts, {split_every = true}, who, 4)
   local every = opts.split_every or default_every()
   if type(every) ~= "number" or every ~= every or every < 2 or
      every % 1 ~= 0 then
@@ -430,13 +422,12 @@ ops.check_key = check_key
 -- result would depend on which copies meet in which partition or Lua state.
 local BY_VALUE = {string = true, number = true, boolean = true}
 local function check_by_value(k, who)
-  if BY_VALUE[type(k)] then
-    if k ~= k then error(who .. ": a key is NaN (it equals nothing)", 0) end
-    return k
+  check_key(k, who) -- nil, NaN
+  if not BY_VALUE[type(k)] then
+    error(("%s: a key is a %s (keys are compared by value: use a string, " ..
+           "a number or a boolean made from it)"):format(who, type(k)), 0)
   end
-  if k == nil then error(who .. ": an element has no key (nil)", 0) end
-  error(("%s: a key is a %s (keys are compared by value: use a string, " ..
-         "a number or a boolean made from it)"):format(who, type(k)), 0)
+  return k
 end
 ops.check_by_value = check_by_value
 
