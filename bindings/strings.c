@@ -610,8 +610,17 @@ static int split_lines(lua_State *L, push_fn push) {
   return 1;
 }
 
+/* Whether every byte of the delimiter is whitespace to split(): then no
+** word runs across a line end, and a block splits as a whole. */
+static int delim_is_space(const struct lask_delim *d) {
+  for (size_t i = 0; i < d->len; i++)
+    if (!is_ws[(unsigned char)d->s[i]]) return 0;
+  return 1;
+}
+
 /* The words of the lines a file block owns (path, start, size at 1-3, sep
-** at 4), from the file's bytes with no Lua string per line or per word. */
+** at 4, the line delimiter at 5), from the file's bytes with no Lua string
+** per line or per word. */
 static int split_block(lua_State *L, push_fn push) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
@@ -619,19 +628,22 @@ static int split_block(lua_State *L, push_fn push) {
   size_t seplen = 0;
   const char *sep = luaL_optlstring(L, 4, NULL, &seplen);
   luaL_argcheck(L, sep == NULL || seplen > 0, 4, "empty separator");
-  lua_settop(L, 4);
+  struct lask_delim d;
+  lask__opt_delim(L, 5, &d);
+  lua_settop(L, 5);
   size_t n;
   int box;
-  const char *buf = lask__read_block_bytes(L, path, start, size, &n, &box);
+  const char *buf = lask__read_block_bytes(L, path, start, size, &d, &n,
+                                           &box);
   struct wtable t;
   wtable_init(L, &t);
-  if (sep == NULL) { /* '\n' is whitespace: the block splits as a whole */
+  if (sep == NULL && delim_is_space(&d)) {
     count_words(L, &t, buf, n, NULL, 0);
   } else { /* a piece must not run across a line end: line by line */
     const char *p = buf, *end = buf + n;
     while (p < end) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      const char *stop = nl ? nl + 1 : end;
+      const char *o = lask__find_delim(p, (size_t)(end - p), &d);
+      const char *stop = o ? o + d.len : end;
       count_words(L, &t, p, (size_t)(stop - p), sep, seplen);
       p = stop;
     }
@@ -652,12 +664,13 @@ static int l_distinct_split(lua_State *L) {
   return split_lines(L, push_words);
 }
 
-/* count_block(path, start, size [, sep]) -> {word = count} of the lines
-** the block owns (the same lines lask.core.read_block returns). */
+/* count_block(path, start, size [, sep [, delimiter]]) -> {word = count}
+** of the lines the block owns (the same lines lask.core.read_block
+** returns). */
 static int l_count_block(lua_State *L) { return split_block(L, push_counts); }
 
-/* distinct_block(path, start, size [, sep]) -> the block's distinct words
-** in first-seen order. */
+/* distinct_block(path, start, size [, sep [, delimiter]]) -> the block's
+** distinct words in first-seen order. */
 static int l_distinct_block(lua_State *L) {
   return split_block(L, push_words);
 }

@@ -9,6 +9,12 @@
 ** one block, whatever the block size. Lines keep their terminator ("\n",
 ** and a "\r" before it is data), as Dask's read_text does; a last line
 ** without one is kept as it is. Gzip files are read whole through zlib.
+**
+** The terminator is "\n" unless another delimiter is given (1 to
+** LASK_DELIM_MAX bytes). A block finds where its lines start by searching
+** for the delimiter from a few bytes before it, which is exact when no
+** two occurrences of the delimiter can overlap: read_text reads a file
+** whose delimiter can overlap itself ("\n\n") as one block.
 */
 #include <errno.h>
 #include <glob.h>
@@ -23,6 +29,28 @@
 #include "value.h"
 
 #define CHUNK (1u << 16)
+
+void lask__opt_delim(lua_State *L, int arg, struct lask_delim *d) {
+  size_t n;
+  const char *s = luaL_optlstring(L, arg, "\n", &n);
+  luaL_argcheck(L, n >= 1 && n <= LASK_DELIM_MAX, arg,
+                "a line delimiter is 1 to 255 bytes");
+  memcpy(d->s, s, n);
+  d->len = n;
+}
+
+const char *lask__find_delim(const char *p, size_t n,
+                             const struct lask_delim *d) {
+  if (d->len == 1) return memchr(p, (unsigned char)d->s[0], n);
+  return memmem(p, n, d->s, d->len);
+}
+
+/* The end of the line starting at p (after its delimiter), or 'end'. */
+static const char *line_end(const char *p, const char *end,
+                            const struct lask_delim *d) {
+  const char *o = lask__find_delim(p, (size_t)(end - p), d);
+  return o ? o + d->len : end;
+}
 
 /* Raises "lask: <what> <path>: <strerror(errno)>". */
 static int io_fail(lua_State *L, const char *what, const char *path) {
@@ -58,6 +86,7 @@ struct mapped {
   char *p;
   size_t cap;
   size_t pos, end; /* the lines not yet taken, for block_lines */
+  struct lask_delim d; /* what ends a line */
 };
 
 #define MAPPED "lask.TextBlock"
@@ -94,7 +123,8 @@ void lask__release_block_bytes(lua_State *L, int box) {
 
 const char *lask__read_block_bytes(lua_State *L, const char *path,
                                    lua_Integer start, lua_Integer size,
-                                   size_t *n, int *box) {
+                                   const struct lask_delim *d, size_t *n,
+                                   int *box) {
   if (start < 0 || size < 0 || (size == 0 && start != 0))
     lask__fail(L, "lask: bad block of %s: offset %lld, size %lld (a size "
                "is positive, or 0 from offset 0: the whole file)", path,
@@ -102,6 +132,7 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   struct mapped *m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
   m->cap = m->pos = m->end = 0;
+  m->d = *d;
   if (luaL_newmetatable(L, MAPPED)) {
     lua_pushcfunction(L, mapped_gc);
     lua_setfield(L, -2, "__gc");
@@ -109,75 +140,94 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   lua_setmetatable(L, -2);
   *box = lua_gettop(L);
   FILE **f = open_boxed(L, path, "rb");
-  long first = (long)(start > 0 ? start - 1 : 0);
+  /* Read from dl bytes before the block (or the file's start): a line
+  ** starts at 'start' when the delimiter ends there. */
+  size_t dl = d->len;
+  size_t pre = start == 0 ? 0 : (size_t)start < dl ? (size_t)start : dl;
+  long first = (long)start - (long)pre;
   if (first > 0 && fseek(*f, first, SEEK_SET) != 0) /* a pipe cannot */
     io_fail(L, "cannot seek in", path);
-  /* Read the block and one byte before it, then on to the end of the last
-  ** line that starts inside it. Size 0 (with start 0) is the whole file,
-  ** read to its end: a pipe, or a file whose size stat does not tell. */
-  size_t want = size == 0 ? CHUNK : (size_t)size + (start > 0 ? 1 : 0);
+  /* Size 0 (with start 0) is the whole file, read to its end: a pipe, or
+  ** a file whose size stat does not tell. */
+  size_t want = size == 0 ? CHUNK : (size_t)size + pre;
   mapped_reserve(L, m, want + CHUNK, 0);
   size_t len = fread(m->p, 1, want, *f);
   if (len < want && ferror(*f)) io_fail(L, "cannot read", path);
-  int more = len == want && (size == 0 || m->p[len - 1] != '\n');
-  if (start > 0 && memchr(m->p, '\n', len) == NULL) {
-    /* No line starts in a block inside one line: not reading on to its
-    ** end keeps a line many blocks long linear to read. */
-    len = 0;
-    more = 0;
+  int eof = len < want;
+  /* Lines starting at or after 'limit' (start + size) belong to the next
+  ** block. */
+  size_t limit = size == 0 ? 0 : pre + (size_t)size;
+  size_t from = 0, stop = 0; /* the owned lines are [from, stop) */
+  if (start > 0) { /* the first line starting in the block */
+    const char *o = lask__find_delim(m->p, len < limit ? len : limit, d);
+    if (o == NULL || (size_t)(o - m->p) + dl >= limit) {
+      /* None: the block lies inside one line. Not reading on to its end
+      ** keeps a line many blocks long linear to read. */
+      len = 0;
+      eof = 1;
+    } else {
+      from = (size_t)(o - m->p) + dl;
+    }
   }
-  while (more) { /* by chunks, until a '\n' (or the end for size 0) */
+  /* Then on, by chunks, to the end of the last line starting before
+  ** 'limit': the first delimiter at or after limit - dl (occurrences do
+  ** not overlap, so one found there is one of the file's). Size 0: to the
+  ** end of the file. */
+  size_t scan = limit >= dl && limit - dl > from ? limit - dl : from;
+  for (;;) {
+    if (size != 0 && len > scan) {
+      const char *o = lask__find_delim(m->p + scan, len - scan, d);
+      if (o != NULL) {
+        stop = (size_t)(o - m->p) + dl;
+        break;
+      }
+      scan = len >= dl ? len - dl + 1 : 0; /* a delimiter may straddle */
+      if (scan < from) scan = from;
+    }
+    if (eof) {
+      stop = len;
+      break;
+    }
     mapped_reserve(L, m, len + CHUNK, len);
     size_t got = fread(m->p + len, 1, CHUNK, *f);
     if (got < CHUNK && ferror(*f)) io_fail(L, "cannot read", path);
-    more = got == CHUNK &&
-           (size == 0 || memchr(m->p + len, '\n', got) == NULL);
+    eof = got < CHUNK;
     len += got;
   }
-  if (size == 0) size = (lua_Integer)len;
+  if (stop < from) stop = from;
   fclose(*f);
   *f = NULL;
   lua_pop(L, 1); /* the file box */
-  /* Drop the partial line the previous block owns. */
-  const char *buf = m->p, *p = buf, *end = buf + len;
-  if (start > 0) {
-    const char *nl = memchr(p, '\n', len);
-    p = nl ? nl + 1 : end;
-  }
-  /* Lines starting at or after start + size belong to the next block. */
-  const char *limit = buf + (start > 0 ? 1 : 0) + size;
-  const char *q = p;
-  while (q < end && q < limit) {
-    const char *nl = memchr(q, '\n', (size_t)(end - q));
-    q = nl ? nl + 1 : end;
-  }
-  *n = (size_t)(q - p);
-  m->pos = (size_t)(p - buf);
-  m->end = (size_t)(q - buf);
-  return p;
+  *n = stop - from;
+  m->pos = from;
+  m->end = stop;
+  return m->p + from;
 }
 
-/* Reads the block given as arguments (path, start, size) 1-3, as
-** lask__read_block_bytes does. */
-static const char *block_args(lua_State *L, size_t *n, int *box) {
+/* Reads the block given as arguments (path, start, size [, delimiter])
+** 1-4, as lask__read_block_bytes does. */
+static const char *block_args(lua_State *L, size_t *n, int *box,
+                              struct lask_delim *d) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer start = luaL_checkinteger(L, 2);
   lua_Integer size = luaL_checkinteger(L, 3);
-  return lask__read_block_bytes(L, path, start, size, n, box);
+  lask__opt_delim(L, 4, d);
+  lua_settop(L, 4);
+  return lask__read_block_bytes(L, path, start, size, d, n, box);
 }
 
-/* read_block(path, start, size) -> the list of lines the block owns (see
-** lask__read_block_bytes for which lines those are). */
+/* read_block(path, start, size [, delimiter]) -> the list of lines the
+** block owns (see lask__read_block_bytes for which lines those are). */
 static int l_read_block(lua_State *L) {
   size_t n;
   int box;
-  const char *p = block_args(L, &n, &box);
+  struct lask_delim d;
+  const char *p = block_args(L, &n, &box, &d);
   const char *end = p + n;
   lua_newtable(L);
   lua_Integer k = 0;
-  while (p < end) { /* each line keeps its '\n'; the last may have none */
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *stop = nl ? nl + 1 : end;
+  while (p < end) { /* each line keeps its delimiter; the last may not */
+    const char *stop = line_end(p, end, &d);
     lua_pushlstring(L, p, (size_t)(stop - p));
     lua_rawseti(L, -2, ++k);
     p = stop;
@@ -186,13 +236,15 @@ static int l_read_block(lua_State *L) {
   return 1;
 }
 
-/* block_lines(path, start, size) -> a reader of the lines the block owns,
-** for next_lines: the block's bytes are read now, its lines made a few at
-** a time (a fused pipeline holds a chunk of lines, not the whole block). */
+/* block_lines(path, start, size [, delimiter]) -> a reader of the lines
+** the block owns, for next_lines: the block's bytes are read now, its
+** lines made a few at a time (a fused pipeline holds a chunk of lines, not
+** the whole block). */
 static int l_block_lines(lua_State *L) {
   size_t n;
   int box;
-  block_args(L, &n, &box);
+  struct lask_delim d;
+  block_args(L, &n, &box, &d);
   lua_pushvalue(L, box);
   return 1;
 }
@@ -225,8 +277,7 @@ static int l_next_lines(lua_State *L) {
   const char *cap = p + ((size_t)(end - p) < LINES_BYTES ? (size_t)(end - p)
                                                           : LINES_BYTES);
   while (k < max && p < end && (k == 0 || p < cap)) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *stop = nl ? nl + 1 : end;
+    const char *stop = line_end(p, end, &m->d);
     lua_pushlstring(L, p, (size_t)(stop - p));
     lua_rawseti(L, 2, ++k);
     p = stop;
@@ -237,46 +288,71 @@ static int l_next_lines(lua_State *L) {
   return 1;
 }
 
-/* Appends the decompressed bytes [p, stop) to the lines of read_gzip: each
-** '\n' ends a line pushed as out[++*k]; the rest waits in 'carry'. */
-static void gzip_lines(lua_State *L, int out, lua_Integer *k,
-                       luaL_Buffer *carry, const char *p, const char *stop) {
-  while (p < stop) {
-    const char *nl = memchr(p, '\n', (size_t)(stop - p));
-    const char *line_end = nl ? nl + 1 : stop;
-    luaL_addlstring(carry, p, (size_t)(line_end - p));
-    if (nl == NULL) return;
-    luaL_pushresult(carry);
-    lua_rawseti(L, out, ++*k);
-    luaL_buffinit(L, carry);
-    p = line_end;
-  }
-}
-
-/* The zlib state of read_gzip, in a userdata whose __gc ends it, so an
-** error mid-read (a line too long for memory) does not leak it; the file
-** is in its own box (open_boxed). */
+/* The zlib state of read_gzip, in a userdata whose __gc ends it and frees
+** the line being put together, so an error mid-read (a line too long for
+** memory) leaks neither; the file is in its own box (open_boxed). */
 struct gzread {
   z_stream zs;
-  int live; /* zs was initialised */
+  int live;             /* zs was initialised */
+  char *carry;          /* the bytes of lines not yet ended (malloc) */
+  size_t clen, ccap;    /* their length, the capacity */
+  size_t scanned;       /* carry[0, scanned) holds no whole delimiter */
   unsigned char in[CHUNK], out[CHUNK];
 };
+
+/* Appends the decompressed bytes [p, p + n) to the lines of read_gzip: each
+** delimiter ends a line pushed as out[++*k]; the rest waits in the carry. */
+static void gzip_lines(lua_State *L, struct gzread *g, int out,
+                       lua_Integer *k, const struct lask_delim *d,
+                       const char *p, size_t n) {
+  if (n == 0) return;
+  if (g->clen + n > g->ccap) {
+    size_t cap = g->ccap ? g->ccap : CHUNK;
+    while (cap < g->clen + n) cap *= 2;
+    char *c = realloc(g->carry, cap);
+    if (c == NULL) lask__fail(L, "lask: out of memory reading a gzip line");
+    g->carry = c;
+    g->ccap = cap;
+  }
+  memcpy(g->carry + g->clen, p, n);
+  g->clen += n;
+  /* a delimiter may have begun in the last bytes of what came before */
+  size_t at = g->scanned >= d->len ? g->scanned - d->len + 1 : 0, ls = 0;
+  const char *o;
+  while ((o = lask__find_delim(g->carry + at, g->clen - at, d)) != NULL) {
+    size_t e = (size_t)(o - g->carry) + d->len;
+    lua_pushlstring(L, g->carry + ls, e - ls);
+    lua_rawseti(L, out, ++*k);
+    ls = at = e;
+  }
+  memmove(g->carry, g->carry + ls, g->clen - ls);
+  g->clen -= ls;
+  g->scanned = g->clen;
+}
 
 static int gzread_gc(lua_State *L) {
   struct gzread *g = lua_touserdata(L, 1);
   if (g->live) inflateEnd(&g->zs);
   g->live = 0;
+  free(g->carry);
+  g->carry = NULL;
   return 0;
 }
 
-/* read_gzip(path) -> the list of lines of a whole gzip file. The format is
+/* read_gzip(path [, delimiter]) -> the list of lines of a whole gzip file
+** (each keeps its delimiter, "\n" by default). The format is
 ** checked as gzip -t does: a file that is not gzip data, an empty one, one
 ** cut short and one with bytes after its last member are errors; several
 ** members in a row (as `cat a.gz b.gz` makes) are one text. */
 static int l_read_gzip(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  struct lask_delim d;
+  lask__opt_delim(L, 2, &d);
+  lua_settop(L, 1);
   struct gzread *g = lua_newuserdatauv(L, sizeof *g, 0);
   g->live = 0;
+  g->carry = NULL;
+  g->clen = g->ccap = g->scanned = 0;
   lua_newtable(L);
   lua_pushcfunction(L, gzread_gc);
   lua_setfield(L, -2, "__gc");
@@ -290,8 +366,6 @@ static int l_read_gzip(lua_State *L) {
   lua_newtable(L);
   int out = lua_gettop(L);
   lua_Integer k = 0;
-  luaL_Buffer carry;
-  luaL_buffinit(L, &carry);
   int rc = Z_OK, any = 0, full = 0; /* any: some input was read; full: */
   for (;;) {                         /* the last inflate filled 'out' */
     if (g->zs.avail_in == 0 && !full) {
@@ -325,8 +399,8 @@ static int l_read_gzip(lua_State *L) {
     if (rc == Z_MEM_ERROR)
       return lask__fail(L, "lask: out of memory reading %s", path);
     full = rc != Z_STREAM_END && g->zs.avail_out == 0;
-    gzip_lines(L, out, &k, &carry, (const char *)g->out,
-               (const char *)g->out + (CHUNK - g->zs.avail_out));
+    gzip_lines(L, g, out, &k, &d, (const char *)g->out,
+               CHUNK - g->zs.avail_out);
   }
   if (!any)
     return lask__fail(L, "lask: cannot read %s: empty file, not gzip data",
@@ -336,13 +410,16 @@ static int l_read_gzip(lua_State *L) {
   if (g->zs.avail_in > 0)
     return lask__fail(L, "lask: cannot read %s: bytes after the gzip data",
                       path);
-  luaL_pushresult(&carry);
-  if (lua_rawlen(L, -1) > 0) lua_rawseti(L, out, ++k);
-  else lua_pop(L, 1);
+  if (g->clen > 0) { /* a last line without a delimiter */
+    lua_pushlstring(L, g->carry, g->clen);
+    lua_rawseti(L, out, ++k);
+  }
   fclose(*f);
   *f = NULL;
   inflateEnd(&g->zs);
   g->live = 0;
+  free(g->carry);
+  g->carry = NULL;
   lua_remove(L, box + 1); /* the file box */
   lua_remove(L, box);
   return 1;

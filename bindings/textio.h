@@ -11,14 +11,32 @@
 ** top. */
 LASK_INTERNAL void lask__textio_register(lua_State *L);
 
+/* What ends a line: 1 to LASK_DELIM_MAX bytes ("\n" by default). */
+#define LASK_DELIM_MAX 255
+struct lask_delim {
+  size_t len;
+  char s[LASK_DELIM_MAX];
+};
+
+/* The optional delimiter argument 'arg' ("\n" when absent) into *d;
+** raises naming the argument when it is empty or too long. */
+LASK_INTERNAL void lask__opt_delim(lua_State *L, int arg,
+                                   struct lask_delim *d);
+
+/* The first occurrence of the delimiter in [p, p + n), or NULL. */
+LASK_INTERNAL const char *lask__find_delim(const char *p, size_t n,
+                                           const struct lask_delim *d);
+
 /* Reads the bytes of the lines that the block [start, start + size) of
-** 'path' owns (as read_block defines them) into mapped memory held by a
-** userdata it pushes (its stack index in *box); returns them, their
-** length in *n. Raises on I/O errors. Release with the function below. */
+** 'path' owns (as read_block defines them, lines ended by 'd') into
+** mapped memory held by a userdata it pushes (its stack index in *box);
+** returns them, their length in *n. Raises on I/O errors. Release with
+** the function below. */
 LASK_INTERNAL const char *lask__read_block_bytes(lua_State *L,
                                                  const char *path,
                                                  lua_Integer start,
                                                  lua_Integer size,
+                                                 const struct lask_delim *d,
                                                  size_t *n, int *box);
 /* Gives the memory of the userdata at 'box' back to the system now. */
 LASK_INTERNAL void lask__release_block_bytes(lua_State *L, int box);

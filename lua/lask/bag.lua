@@ -23,8 +23,9 @@ local function is_bag(v) return getmetatable(v) == Bag end
 bag.is_bag = is_bag
 
 -- 'source' (optional) says where the partitions come from, for fast paths:
--- {kind = "text", blocks = {{path, start, size} | {path, gz = true}}} for
--- read_text (one block per partition, before any step).
+-- {kind = "text", blocks = {{path, start, size, delimiter} |
+-- {path, gz = true, delimiter = d}}} for read_text (one block per
+-- partition, before any step).
 local function new_bag(parts, steps, source)
   return setmetatable({parts = parts, steps = steps or {}, source = source},
                       Bag)
@@ -336,7 +337,8 @@ end
 -- not see, so a failed run would otherwise keep the block for a while).
 local function run_compiled(src, steps, source, sink)
   local fn, lines = compile_steps(steps, source, sink, src)
-  local rd = source == "text" and core.block_lines(src[1], src[2], src[3])
+  local rd = source == "text" and
+    core.block_lines(src[1], src[2], src[3], src[4])
   if not lines and not rd then return fn(src, steps, bag) end
   local ok, r = xpcall(fn, function(m)
     if rd then core.close_lines(rd) end
@@ -617,17 +619,31 @@ bag.parse_bytes = parse_bytes
 local read_block = lask.delayed(core.read_block, {name = "read-text"})
 local read_gzip = lask.delayed(core.read_gzip, {name = "read-gzip"})
 
---- read_text(path | glob | list [, {blocksize = "64MB"}]): a bag of the
--- lines of text files, each line with its "\n" (a "\r" before it is
--- kept as data; a last line without one is kept as it is). Files are
--- split into blocks of about blocksize bytes on line boundaries (no line is
--- lost or read twice); blocksize = false keeps one partition per file.
--- Gzip files (.gz) are read whole.
+-- Whether two occurrences of 'd' can overlap ("\n\n" in "\n\n\n"): then
+-- where a line starts depends on the whole text before it.
+local function self_overlapping(d)
+  for k = 1, #d - 1 do
+    if d:sub(1, k) == d:sub(-k) then return true end
+  end
+  return false
+end
+
+--- read_text(path | glob | list [, {blocksize = "64MB", linedelimiter =
+-- "\n"}]): a bag of the lines of text files, each line with its delimiter
+-- (a "\r" before a "\n" is kept as data; a last line without one is kept
+-- as it is). Files are split into blocks of about blocksize bytes on line
+-- boundaries (no line is lost or read twice); blocksize = false keeps one
+-- partition per file, as does a delimiter that can overlap itself (such
+-- as "\n\n"). Gzip files (.gz) are read whole.
 function bag.read_text(paths, opts)
   opts = check_opts(opts, {blocksize = true, encoding = true,
                            linedelimiter = true}, "bag.read_text")
-  if opts.linedelimiter ~= nil and opts.linedelimiter ~= "\n" then
-    error("bag.read_text: only linedelimiter \"\\n\" is supported", 2)
+  local delim = opts.linedelimiter
+  if delim == nil then delim = "\n" end
+  if type(delim) ~= "string" or #delim < 1 or #delim > 255 then
+    error("bag.read_text: linedelimiter must be a string of 1 to 255 " ..
+          "bytes, got " .. (type(delim) == "string" and
+          ("%d bytes"):format(#delim) or type(delim)), 2)
   end
   if opts.encoding ~= nil and not tostring(opts.encoding):lower():match(
        "^utf%-?8$") and opts.encoding ~= "binary" then
@@ -672,18 +688,19 @@ function bag.read_text(paths, opts)
     end
   end
   if blocksize then blocksize = parse_bytes(blocksize, "bag.read_text") end
+  if self_overlapping(delim) then blocksize = false end
   local parts, blocks = {}, {}
   local function block(path, start, size)
-    parts[#parts + 1] = read_block(path, start, size)
-    blocks[#blocks + 1] = {path, start, size}
+    parts[#parts + 1] = read_block(path, start, size, delim)
+    blocks[#blocks + 1] = {path, start, size, delim}
   end
   for _, path in ipairs(list) do
     -- raises, naming a missing file or a device; 0 when the size is not
     -- known before reading (a pipe, /proc): one block read to the end
     local size = core.file_size(path)
     if path:match("%.gz$") then
-      parts[#parts + 1] = read_gzip(path)
-      blocks[#blocks + 1] = {path, gz = true}
+      parts[#parts + 1] = read_gzip(path, delim)
+      blocks[#blocks + 1] = {path, gz = true, delimiter = delim}
     elseif not blocksize or size <= blocksize then
       block(path, 0, size)
     else

@@ -312,9 +312,9 @@ local word_tasks = {}
 for _, how in ipairs{"count", "distinct"} do
   word_tasks[how] = {
     block = lask.delayed(core[how .. "_block"], {name = how .. "-words"}),
-    gzip = lask.delayed(function(path, sep)
+    gzip = lask.delayed(function(path, sep, delim)
       local c = require "lask.core"
-      return c[how .. "_split"](c.read_gzip(path), sep)
+      return c[how .. "_split"](c.read_gzip(path, delim), sep)
     end, {name = how .. "-words"}),
   }
 end
@@ -328,8 +328,8 @@ local function split_words(self, how, merge, every)
   if #self.steps == 1 and self.source and self.source.kind == "text" then
     local tasks, parts = word_tasks[how], {}
     for i, blk in ipairs(self.source.blocks) do
-      parts[i] = blk.gz and tasks.gzip(blk[1], sep) or
-                 tasks.block(blk[1], blk[2], blk[3], sep)
+      parts[i] = blk.gz and tasks.gzip(blk[1], sep, blk.delimiter) or
+                 tasks.block(blk[1], blk[2], blk[3], sep, blk[4])
     end
     return new_item(bag.reduce_tree(parts, merge, every))
   end

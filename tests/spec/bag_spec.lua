@@ -1388,6 +1388,119 @@ describe("bag text files", function()
     end
   end)
 
+  it("ends lines with any linedelimiter, by blocks, fused and in C",
+     function()
+    -- each line keeps its delimiter; occurrences are found left to right
+    local function lines_of(text, d)
+      local out, i = {}, 1
+      while i <= #text do
+        local a, b = text:find(d, i, true)
+        if not a then
+          out[#out + 1] = text:sub(i)
+          break
+        end
+        out[#out + 1] = text:sub(i, b)
+        i = b + 1
+      end
+      return out
+    end
+    local function words(lines, sep)
+      local n, order, seen = {}, {}, {}
+      for _, l in ipairs(lines) do
+        local list = {}
+        if sep then
+          local i = 1
+          while true do
+            local a, b = l:find(sep, i, true)
+            list[#list + 1] = l:sub(i, (a or 0) - 1)
+            if not a then break end
+            i = b + 1
+          end
+        else
+          for w in l:gmatch("[^ \t\n\v\f\r]+") do list[#list + 1] = w end
+        end
+        for _, w in ipairs(list) do
+          n[w] = (n[w] or 0) + 1
+          if not seen[w] then
+            seen[w] = true
+            order[#order + 1] = w
+          end
+        end
+      end
+      return n, order
+    end
+    local function as_map(pairs_)
+      local m = {}
+      for _, kv in ipairs(pairs_) do m[kv[1]] = kv[2] end
+      return m
+    end
+    local alphabet = {"a", "b", "c", " ", "\n", "\r", "|", "\0"}
+    -- "\n\n" and "aa" can overlap themselves: read as one block a file
+    local delims = {"\n", "|", "\r\n", "ab", "\0", "abc", "\n\n", "aa",
+                    " \n"}
+    math.randomseed(17)
+    for round = 1, 60 do
+      local d = delims[(round - 1) % #delims + 1]
+      local t = {}
+      for i = 1, math.random(0, 120) do
+        t[i] = math.random() < 0.1 and d or
+               alphabet[math.random(1, #alphabet)]
+      end
+      local text = table.concat(t)
+      local path = write("d.txt", text)
+      local bs = math.random(1, 40)
+      local want = lines_of(text, d)
+      local opts = {blocksize = bs, linedelimiter = d}
+      local why = ("round %d, delimiter %q, blocksize %d, text %q"):format(
+        round, d, bs, text)
+      local b = bag.read_text(path, opts)
+      assert.are.same(want, b:compute(), why)
+      -- the fused loop reads its block a chunk of lines at a time
+      assert.are.same(want, b:map(function(l) return l end):compute(), why)
+      assert.are.equal(#want, b:count():compute(), why)
+      -- the words: from the block's bytes in C, and from the lines
+      for _, sep in ipairs{false, "b"} do
+        local n, order = words(want, sep or nil)
+        local s = b.str:split(sep or nil):flatten()
+        assert.are.same(n, as_map(s:frequencies():compute()), why)
+        assert.are.same(order, s:distinct():compute(), why)
+      end
+      -- a gzip file is read whole, with the same lines
+      if round % 6 == 0 then
+        helpers.sh("gzip -kf '" .. path .. "'")
+        local g = bag.read_text(path .. ".gz", {linedelimiter = d})
+        assert.are.same(want, g:compute(), why)
+        assert.are.same((words(want)), as_map(g.str:split():flatten()
+                                              :frequencies():compute()), why)
+      end
+    end
+    -- long lines: delimiters across the 64 KB chunks of the reader and
+    -- of gzip's inflate
+    for _, d in ipairs{"\r\n", "abc", "\n"} do
+      local t = {("x"):rep(65535) .. d} -- d across the first 64 KB
+      for i = 2, 120 do
+        t[i] = ("xy"):rep(math.random(0, 3000)) .. d
+      end
+      local text = table.concat(t) .. "end"
+      local path = write("long.txt", text)
+      local want = lines_of(text, d)
+      for _, bs in ipairs{65535, 65536, 70001, 4096} do
+        assert.are.same(want, bag.read_text(path, {blocksize = bs,
+                        linedelimiter = d}):compute(), ("%q %d"):format(d, bs))
+      end
+      helpers.sh("gzip -kf '" .. path .. "'")
+      assert.are.same(want, bag.read_text(path .. ".gz", {linedelimiter = d})
+                              :compute(), ("%q gzip"):format(d))
+    end
+    local p = write("e.txt", "x")
+    assert.matches("linedelimiter must be a string of 1 to 255 bytes, got " ..
+                   "0 bytes", errmsg(bag.read_text, p, {linedelimiter = ""}))
+    assert.matches("got 256 bytes", errmsg(bag.read_text, p,
+                                           {linedelimiter = ("x"):rep(256)}))
+    assert.matches("got number", errmsg(bag.read_text, p,
+                                        {linedelimiter = 10}))
+  end)
+
   it("reads a block's lines a chunk at a time (core.next_lines)", function()
     local core = require "lask.core"
     local path = write("c.txt", "a\nbb\r\n\nccc")
