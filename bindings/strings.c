@@ -202,6 +202,10 @@ static int l_flatten_list(lua_State *L) {
     lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer j = 1; j <= m; j++) {
       lua_rawgeti(L, -1, j);
+      if (lua_isnil(L, -1)) /* as the Lua flatten step */
+        lask__fail(L, "lask.bag: an element is nil (bag.flatten: element "
+                   "%d of list %d is nil; a bag cannot hold nil)", (int)j,
+                   (int)i);
       lua_rawseti(L, -3, ++k);
     }
     lua_pop(L, 1);

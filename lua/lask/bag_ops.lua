@@ -524,20 +524,29 @@ function methods:foldby(key, binop, initial, combine, combine_initial, opts)
   local every = split_every(opts, "bag.foldby")
   local kf = key_fn(key)
   check_fn(binop, "bag.foldby", 2)
+  local cname = combine and "combine" or "binop" -- for errors
   combine = combine or binop
   if combine ~= binop then check_fn(combine, "bag.foldby", 4) end
   -- initial starts each key's fold in each partition (none: its first
   -- element); the partitions' values are combined without an initial value
   -- through the tree, and combine_initial (none by default, as Dask) goes
   -- in once per key at the root.
+  -- A nil from binop or combine would silently drop the key's value so far.
+  local function folded(v, which)
+    if v == nil then
+      error(("bag.foldby: the %s function returned nil (return false " ..
+             "instead)"):format(which), 0)
+    end
+    return v
+  end
   local item = reduce(self, function(p)
     local acc = {}
     for i = 1, #p do
       local x = p[i]
       local k = check_by_value(kf(x), "bag.foldby")
       local cur = acc[k]
-      if cur ~= nil then acc[k] = binop(cur, x)
-      elseif initial ~= nil then acc[k] = binop(initial, x)
+      if cur ~= nil then acc[k] = folded(binop(cur, x), "binop")
+      elseif initial ~= nil then acc[k] = folded(binop(initial, x), "binop")
       else acc[k] = x end
     end
     return acc
@@ -546,14 +555,16 @@ function methods:foldby(key, binop, initial, combine, combine_initial, opts)
     for _, t in ipairs(tables) do
       for k, v in pairs(t) do
         local cur = acc[k]
-        acc[k] = cur == nil and v or combine(cur, v)
+        acc[k] = cur == nil and v or folded(combine(cur, v), cname)
       end
     end
     return acc
   end, every):apply(function(t)
     local out = {}
     for k, v in pairs(t) do
-      if combine_initial ~= nil then v = combine(combine_initial, v) end
+      if combine_initial ~= nil then
+        v = folded(combine(combine_initial, v), cname)
+      end
       out[#out + 1] = {k, v}
     end
     return out

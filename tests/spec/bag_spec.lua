@@ -289,6 +289,17 @@ for _, sched in ipairs({"sync", "threads"}) do
                          holes:frequencies()} do
         assert.matches("an element is nil", fails(r))
       end
+      -- flatten after a C step (map_partitions) as after a Lua one
+      local lists = bag.from_sequence({1}):map_partitions(function()
+        local t = {}
+        for i = 1, 8 do t[i] = i end
+        t[4] = nil -- # is still 8 on both interpreters
+        return {t, {4}}
+      end):flatten()
+      for _, r in ipairs{lists, lists:sum(), lists:count(),
+                         lists:map(function(x) return x end)} do
+        assert.matches("an element is nil", fails(r))
+      end
       -- str.match gives false where nothing matches, so nothing is lost
       local m = bag.from_sequence({"ab", "cd", "ef"}, {npartitions = 2})
         .str:match("c(d)")
@@ -421,6 +432,25 @@ for _, sched in ipairs({"sync", "threads"}) do
           b:foldby(key, add, 10):compute())
         assert.are.same({{"k", 20}}, b:foldby(key, add):compute())
       end
+    end)
+
+    it("refuses a nil from foldby's binop or combine", function()
+      local b = bag.from_sequence({1, 2, 3, 4}, {npartitions = 2})
+      local odd = function(x) return x % 2 end
+      local add = function(a, x) return a + x end
+      local bad = function(a, x) if x > 2 then return nil end return a + x end
+      assert.matches("bag.foldby: the binop function returned nil",
+                     errmsg(function() return b:foldby(odd, bad, 0):compute() end))
+      assert.matches("bag.foldby: the binop function returned nil",
+                     errmsg(function() return b:foldby(odd, bad):compute() end))
+      local none = function() end
+      assert.matches("bag.foldby: the combine function returned nil",
+                     errmsg(function()
+                       return b:foldby(odd, add, 0, none):compute() end))
+      assert.matches("bag.foldby: the combine function returned nil",
+                     errmsg(function()
+                       return bag.from_sequence({1}):foldby(odd, add, 0,
+                         none, 0):compute() end))
     end)
 
     it("ranges with a fractional step across partitions as in one",
