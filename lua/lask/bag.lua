@@ -502,8 +502,33 @@ function bag.from_sequence(list, opts)
   return new_bag(parts)
 end
 
--- Integer floor division on Lua 5.4 (LuaJIT has no '//' to parse).
-local int_div = math.type and load("return function(a, b) return a // b end")()
+-- On Lua 5.4 (LuaJIT has no '//' or '>>' to parse): the number of
+-- integers first, first + step, ... within last, exactly, also when
+-- last - first does not fit in an integer (it is then taken as unsigned);
+-- nil when the count itself does not fit.
+local int_count = math.type and load([[
+  local ult, maxinteger = math.ult, math.maxinteger
+  return function(first, last, step)
+    if step > 0 and last < first or step < 0 and last > first then
+      return 0
+    end
+    local span = step > 0 and last - first or first - last -- unsigned
+    local s = step > 0 and step or -step -- -mininteger: 2^63 unsigned
+    local q
+    if s < 0 then
+      q = ult(span, s) and 0 or 1
+    elseif span >= 0 then
+      q = span // s
+    else -- span >= 2^63: halve it, divide, then up to two steps more
+      q = ((span >> 1) // s) << 1
+      local r = span - q * s
+      while not ult(r, s) do
+        r, q = r - s, q + 1
+      end
+    end
+    if q < 0 or q == maxinteger then return nil end
+    return q + 1
+  end]])()
 
 local range_part = lask.delayed(function(first, step, k0, k1)
   local out, n = {}, 0
@@ -538,7 +563,10 @@ function bag.range(a, b, c, d)
   local count
   if math.type and math.type(first) == "integer" and
      math.type(last) == "integer" and math.type(step) == "integer" then
-    count = math.max(0, int_div(last - first, step) + 1) -- exact
+    count = int_count(first, last, step)
+    if not count then
+      error("bag.range: too many numbers (more than math.maxinteger)", 2)
+    end
   else
     count = math.max(0, math.floor((last - first) / step) + 1)
     -- The division rounds: count the k with first + k * step within last
@@ -558,8 +586,16 @@ function bag.range(a, b, c, d)
              math.min(100, math.max(1, math.ceil(count / 100000)))
   np = math.min(np, math.max(count, 1))
   local parts, blocks = {}, {}
-  for k = 0, np - 1 do -- balanced: lengths differ by at most one
-    local i0, i1 = math.floor(k * count / np), math.floor((k + 1) * count / np)
+  -- balanced: lengths differ by at most one (by a few past 2^53 numbers,
+  -- where k * count would overflow)
+  local exact = count <= 2^53 / np
+  local function edge(k)
+    if k == np then return count end
+    return exact and math.floor(k * count / np) or
+           math.floor(k * (count / np))
+  end
+  for k = 0, np - 1 do
+    local i0, i1 = edge(k), edge(k + 1)
     if i1 > i0 then
       parts[#parts + 1] = range_part(first, step, i0, i1 - 1)
       blocks[#blocks + 1] = {first, step, i0, i1 - 1}

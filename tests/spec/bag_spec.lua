@@ -898,6 +898,23 @@ for _, sched in ipairs({"sync", "threads"}) do
       if not math.maxinteger then return pending("LuaJIT has no integers") end
       local m = math.maxinteger
       assert.are.same({m - 2, m - 1, m}, bag.range(m - 2, m):compute())
+      -- spans past math.maxinteger, counted as a numeric for counts them
+      local lo = math.mininteger
+      -- (no // here: LuaJIT parses this file too)
+      local half, quarter = math.floor(m / 2), math.floor(m / 4)
+      local cases = {{-half - 1, half + 1, quarter + 1}, {lo, 0, quarter},
+                     {m, lo, -quarter}, {lo, m, m}, {m, lo, lo},
+                     {lo, m, math.floor(m / 3)}, {5, 1, 1}, {1, 5, -1}}
+      for _, c in ipairs(cases) do
+        local want = {}
+        for v = c[1], c[2], c[3] do want[#want + 1] = v end
+        assert.are.same(want, bag.range(c[1], c[2], c[3], {npartitions = 3})
+                                :compute(), table.concat(c, " "))
+      end
+      assert.matches("bag.range: too many numbers",
+                     errmsg(bag.range, lo, m))
+      assert.matches("bag.range: too many numbers",
+                     errmsg(bag.range, lo, m, 2))
     end)
 
     it("ranges with fractional steps never past the last value", function()
