@@ -335,11 +335,16 @@ end
 -- A text source's loop reads its block through a reader made here: an
 -- error closes it at once (its memory is mapped, which the collector does
 -- not see, so a failed run would otherwise keep the block for a while).
+-- A sum's own addition failing (a string element) names bag.sum, not a
+-- line of the generated loop.
+local SINK_NAMES = {sum = "bag.sum"}
+
 local function run_compiled(src, steps, source, sink)
   local fn, lines = compile_steps(steps, source, sink, src)
   local rd = source == "text" and
     core.block_lines(src[1], src[2], src[3], src[4])
-  if not lines and not rd then return fn(src, steps, bag) end
+  local who = SINK_NAMES[sink]
+  if not lines and not rd and not who then return fn(src, steps, bag) end
   local ok, r = xpcall(fn, function(m)
     if rd then core.close_lines(rd) end
     if type(m) ~= "string" or
@@ -347,6 +352,9 @@ local function run_compiled(src, steps, source, sink)
       return m
     end
     if lines then m = inline.remap(m, CHUNK, lines) end
+    if who and m:find(CHUNK .. ":", 1, true) == 1 then
+      m = bag.ops.named_error(who, m)
+    end
     return debug.traceback(m, 2)
   end, rd or src, steps, bag)
   if ok then return r end

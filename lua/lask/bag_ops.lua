@@ -43,12 +43,44 @@ function Item:key() return self.delayed:key() end
 
 -- ------------------------------------------------------------ reductions
 
-local per_partition = lask.delayed(function(f, part)
-  return f(require("lask.bag").check_list(part))
+-- An error raised by a reduction's own code (comparing a string with a
+-- number in min, adding one in sum) names the method, not a line of lask's
+-- modules: ops.named_error("bag.min", m). Messages that already name
+-- their method (bag.*, lask: ...) and error values that are not strings
+-- are left as they are.
+function ops.named_error(who, m)
+  if type(m) ~= "string" or m:find("^bag%.") or m:find("^lask") then
+    return m
+  end
+  -- the position, when it is in lask's own code (embedded or from files)
+  m = m:gsub("^%[lask%] [^:\n]*:%d+: ", ""):gsub(
+    "^[^:\n]*lask/[%w_]+%.lua:%d+: ", "")
+  return who .. ": " .. m
+end
+
+-- f(x), its errors named for 'who' (when given), with their traceback.
+function ops.call_named(who, f, x)
+  if not who then return f(x) end
+  local ok, r = xpcall(f, function(m)
+    m = ops.named_error(who, m)
+    if type(m) == "string" and not m:find("\nstack traceback:\n", 1, true)
+    then
+      m = debug.traceback(m, 2)
+    end
+    return m
+  end, x)
+  if not ok then error(r, 0) end
+  return r
+end
+
+local per_partition = lask.delayed(function(f, part, who)
+  local b = require("lask.bag")
+  return b.ops.call_named(who, f, b.check_list(part))
 end, {name = "bag-reduce-part"})
 -- The values to aggregate come in one list (LuaJIT cannot unpack 8000).
-local aggregate = lask.delayed(function(f, list) return f(list) end,
-                               {name = "bag-reduce-agg"})
+local aggregate = lask.delayed(function(f, list, who)
+  return require("lask.bag").ops.call_named(who, f, list)
+end, {name = "bag-reduce-agg"})
 
 -- The options of a reduction, {split_every = n}: n is the fan-in of the
 -- tree, a whole number >= 2 (default 8; 2 with a memory_limit, as an
@@ -68,12 +100,13 @@ local function split_every(opts, who)
   return every
 end
 
-local function reduce(self, perpart, agg, every)
+-- 'who' (optional) names the method in errors of perpart and agg.
+local function reduce(self, perpart, agg, every, who)
   local level = {}
   for i, p in ipairs(self:to_delayed()) do
-    level[i] = per_partition(perpart, p)
+    level[i] = per_partition(perpart, p, who)
   end
-  return new_item(bag.reduce_tree(level, agg, every))
+  return new_item(bag.reduce_tree(level, agg, every, who))
 end
 
 --- reduction(perpartition, aggregate [, {split_every = 8}]): perpartition
@@ -87,7 +120,7 @@ end
 
 --- Aggregates a list of Delayed values with agg (a function of a list) in
 -- a tree of fan-in 'every'; returns the root Delayed.
-function bag.reduce_tree(level, agg, every)
+function bag.reduce_tree(level, agg, every, who)
   every = every or 8
   repeat
     local next_level = {}
@@ -96,7 +129,7 @@ function bag.reduce_tree(level, agg, every)
       for j = i, math.min(i + every - 1, #level) do
         group[#group + 1] = level[j]
       end
-      next_level[#next_level + 1] = aggregate(agg, group)
+      next_level[#next_level + 1] = aggregate(agg, group, who)
     end
     level = next_level
   until #level == 1
@@ -140,7 +173,7 @@ function methods:fold(binop, combine, ...)
       if r[2] or has_initial then vals[#vals + 1] = r[1] end
     end
     return {fold_list(combine, nil, false, vals), #vals > 0}
-  end, every):apply(function(r)
+  end, every, "bag.fold"):apply(function(r)
     if not r[2] then
       error("bag.fold: the bag is empty and fold has no initial value", 0)
     end
@@ -168,16 +201,17 @@ end
 function methods:sum(opts)
   local every = split_every(opts, "bag.sum")
   return fused_total(self, "sum", every) or
-         reduce(self, ops.sum, ops.sum, every)
+         reduce(self, ops.sum, ops.sum, every, "bag.sum")
 end
 
 function methods:count(opts)
   local every = split_every(opts, "bag.count")
   return fused_total(self, "count", every) or
-         reduce(self, function(p) return #p end, ops.sum, every)
+         reduce(self, function(p) return #p end, ops.sum, every, "bag.count")
 end
 
 local function extreme(name, better)
+  local who = "bag." .. name
   -- Each node gives {best}, or {} for a part of the tree with no element.
   return function(self, opts)
     return reduce(self, function(p)
@@ -194,10 +228,8 @@ local function extreme(name, better)
         end
       end
       return {best}
-    end, split_every(opts, "bag." .. name)):apply(function(best)
-      if best[1] == nil then
-        error(("bag.%s: the bag is empty"):format(name), 0)
-      end
+    end, split_every(opts, who), who):apply(function(best)
+      if best[1] == nil then error(who .. ": the bag is empty", 0) end
       return best[1]
     end)
   end
@@ -211,7 +243,7 @@ methods.max = extreme("max", function(a, b) return a > b end)
 -- cancellation when the data sit far from zero), merged pairwise by
 -- Chan's formula, the means' difference taken shift to shift (exact for
 -- nearby floats): mean, var, std.
-local function moments(self, every)
+local function moments(self, every, who)
   return reduce(self, function(p)
     local n, s, t = #p, 0.0, 0.0
     if n == 0 then return {0, 0.0, 0.0, 0.0, 0.0} end
@@ -241,11 +273,12 @@ local function moments(self, every)
       end
     end
     return {n, s, m2, shift, off}
-  end, every)
+  end, every, who)
 end
 
 function methods:mean(opts)
-  return moments(self, split_every(opts, "bag.mean")):apply(function(m)
+  local every = split_every(opts, "bag.mean")
+  return moments(self, every, "bag.mean"):apply(function(m)
     if m[1] == 0 then error("bag.mean: the bag is empty", 0) end
     return m[2] / m[1]
   end)
@@ -258,9 +291,9 @@ local function variance(self, ddof, opts, who)
   if type(ddof) ~= "number" or ddof ~= ddof then
     error(who .. ": ddof must be a number", 3)
   end
-  return moments(self, split_every(opts, who)):apply(function(m)
+  return moments(self, split_every(opts, who), who):apply(function(m)
     local n = m[1]
-    if n - ddof <= 0 then error("bag.var: not enough elements", 0) end
+    if n - ddof <= 0 then error(who .. ": not enough elements", 0) end
     return m[3] / (n - ddof)
   end)
 end
@@ -281,7 +314,7 @@ function methods:any(opts)
   end, function(v)
     for i = 1, #v do if v[i] then return true end end
     return false
-  end, every)
+  end, every, "bag.any")
 end
 
 function methods:all(opts)
@@ -292,7 +325,7 @@ function methods:all(opts)
   end, function(v)
     for i = 1, #v do if not v[i] then return false end end
     return true
-  end, every)
+  end, every, "bag.all")
 end
 
 -- --------------------------------------------- frequencies, topk, distinct
@@ -373,7 +406,7 @@ function methods:frequencies(sort, opts)
     if fused then
       item = new_item(bag.reduce_tree(parts, merge, every))
     else
-      item = reduce(self, core.count_values, merge, every)
+      item = reduce(self, core.count_values, merge, every, "bag.frequencies")
     end
   end
   -- The pairs come in an order fixed by their keys (numbers, then
@@ -481,7 +514,7 @@ function methods:topk(k, key, opts)
       for _, x in ipairs(l) do all[#all + 1] = x end
     end
     return top(all, k, kf, key)
-  end, every)
+  end, every, "bag.topk")
   return item_bag(item)
 end
 
@@ -511,7 +544,7 @@ function methods:distinct(key, opts)
   end
   local item = key == nil and split_words(self, "distinct", uniq, every)
   return item_bag(item or reduce(self, function(p) return uniq({p}) end,
-                                 uniq, every))
+                                 uniq, every, "bag.distinct"))
 end
 
 -- ---------------------------------------------------------- foldby, etc.
@@ -559,7 +592,7 @@ function methods:foldby(key, binop, initial, combine, combine_initial, opts)
       end
     end
     return acc
-  end, every):apply(function(t)
+  end, every, "bag.foldby"):apply(function(t)
     local out = {}
     for k, v in pairs(t) do
       if combine_initial ~= nil then

@@ -936,6 +936,52 @@ for _, sched in ipairs({"sync", "threads"}) do
       end
     end)
 
+    it("names the reduction whose own code fails on an element", function()
+      local function first_line(f)
+        return (errmsg(function() return f():compute() end)
+                :match("raised an error:\n([^\n]*)"))
+      end
+      local mixed = bag.from_sequence({1, "a"}, {npartitions = 1})
+      local words = bag.from_sequence({"a", "b"}, {npartitions = 2})
+      local cases = {
+        {"^bag%.min: attempt to compare", function() return mixed:min() end},
+        {"^bag%.max: attempt to compare", function() return mixed:max() end},
+        {"^bag%.topk: attempt to compare", function()
+          return bag.from_sequence({{1}, {2}}):topk(1) end},
+        {"^bag%.sum: attempt to ", function() return words:sum() end},
+        {"^bag%.sum: attempt to ", function()
+          return words:map(function(x) return x end):sum() end},
+        {"^bag%.mean: attempt to ", function() return words:mean() end},
+        {"^bag%.std: attempt to ", function() return words:std() end},
+      }
+      for _, c in ipairs(cases) do
+        assert.matches(c[1], first_line(c[2]))
+      end
+      -- a user's own error is left as it is
+      local mine = bag.from_sequence({1}):reduction(function() error("mine") end,
+                                                    function(v) return v end)
+      assert.matches("^[^\n]*bag_spec%.lua:%d+: mine",
+                     first_line(function() return mine end))
+      assert.matches("bag.std: not enough elements",
+                     errmsg(function()
+                       return bag.from_sequence({1}):std(1):compute() end))
+    end)
+
+    it("gives its partitions as Delayed lists (to_delayed)", function()
+      local b = bag.from_sequence({1, 2, 3, 4, 5}, {npartitions = 2})
+                  :map(function(x) return x * 10 end)
+      local parts = b:to_delayed()
+      assert.are.equal(2, #parts)
+      local got = {}
+      for i, d in ipairs(parts) do
+        assert.is_true(require("lask.delayed").is_delayed(d))
+        got[i] = d:compute()
+      end
+      assert.are.same({{10, 20}, {30, 40, 50}}, got)
+      assert.are.same({10, 20, 30, 40, 50},
+                      bag.from_delayed(parts):compute())
+    end)
+
     it("rejects bad arguments, naming the method", function()
       local b = bag.range(3)
       assert.matches("bag.map: argument 1 must be callable",
