@@ -17,12 +17,15 @@
 ** whose delimiter can overlap itself ("\n\n") as one block.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "textio.h"
@@ -478,6 +481,42 @@ static int l_mkdirs(lua_State *L) {
   return 0;
 }
 
+/* count_up(path) -> n: adds one to the count kept as text in the file
+** 'path' (made at 0) under an exclusive lock, so that tasks in several
+** threads or processes each get a number of their own; the disk shuffle's
+** last gather learns that it is the last. */
+static int l_count_up(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return io_fail(L, "cannot open", path);
+  while (flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return io_fail(L, "cannot lock", path);
+    }
+  }
+  char buf[32];
+  ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+  long long n = 0;
+  if (got > 0) {
+    buf[got] = '\0';
+    n = strtoll(buf, NULL, 10);
+  }
+  n++;
+  int len = snprintf(buf, sizeof buf, "%lld\n", n);
+  int ok = got >= 0 && pwrite(fd, buf, (size_t)len, 0) == len;
+  int e = errno;
+  close(fd); /* and the lock with it */
+  if (!ok) {
+    errno = e;
+    return io_fail(L, "cannot write", path);
+  }
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* replace_target(path) -> the file a write to 'path' should replace: the
 ** end of its chain of symbolic links (so that writing through a link
 ** updates what it points to), or 'path' itself when it does not exist. */
@@ -522,6 +561,7 @@ static const luaL_Reg textio_funcs[] = {
   {"file_size", l_file_size},
   {"glob", l_glob},
   {"mkdirs", l_mkdirs},
+  {"count_up", l_count_up},
   {NULL, NULL}
 };
 

@@ -1137,6 +1137,60 @@ for _, sched in ipairs({"sync", "threads"}) do
       end))
     end)
 
+    it("writes one file per input partition and reads buckets from it",
+       function()
+      local part = {}
+      for i = 1, 200 do part[i] = {i % 13, "v" .. i} end
+      local kf = function(x) return x[1] end
+      local sub = dir .. "/split"
+      local bytes = bag.ops.shuffle_split(part, kf, 7, sub, 3)
+      assert.is_true(bytes > 0)
+      assert.are.same({sub .. "/3.bin"}, core.glob(sub .. "/*"))
+      local seen = 0
+      for j = 1, 7 do
+        local b = bag.ops.shuffle_read(sub .. "/3.bin", j)
+        for _, x in ipairs(b or {}) do
+          assert.are.equal(j, bag.ops.key_hash(x[1]) % 7 + 1)
+          seen = seen + 1
+        end
+      end
+      assert.are.equal(200, seen)
+      -- an empty partition writes nothing
+      assert.are.equal(0, bag.ops.shuffle_split({}, kf, 7, sub, 4))
+      assert.are.same({sub .. "/3.bin"}, core.glob(sub .. "/*"))
+      -- a damaged or cut file is named, not misread
+      local f = assert(io.open(sub .. "/3.bin", "r+b"))
+      local size = f:seek("end")
+      f:close()
+      helpers.sh(("truncate -s %d '%s/3.bin'"):format(size - 5, sub))
+      local last -- the bucket stored last is the one cut
+      for j = 7, 1, -1 do
+        if not last and not pcall(bag.ops.shuffle_read, sub .. "/3.bin", j)
+        then last = j end
+      end
+      assert.is_truthy(last)
+      assert.matches("the shuffle file .*3.bin is damaged or cut short",
+                     errmsg(bag.ops.shuffle_read, sub .. "/3.bin", last))
+      assert.matches("damaged", errmsg(bag.ops.shuffle_read, sub .. "/3.bin",
+                                       1e6))
+    end)
+
+    it("counts the gathers that are done under a lock (count_up)",
+       function()
+      local path = dir .. "/done"
+      local counts = {}
+      for i = 1, 64 do
+        counts[i] = lask.delayed(function(p)
+          return require("lask.core").count_up(p)
+        end, {pure = false})(path)
+      end
+      local got = {lask.compute((table.unpack or unpack)(counts))}
+      table.sort(got)
+      for i = 1, 64 do assert.are.equal(i, got[i]) end
+      assert.matches("cannot open", errmsg(core.count_up,
+                                           dir .. "/no/such/dir/done"))
+    end)
+
     it("names the path when the directory cannot be written", function()
       local file = dir .. "/a-file"
       assert(io.open(file, "w")):close()
@@ -1171,7 +1225,7 @@ for _, sched in ipairs({"sync", "threads"}) do
       if not helpers.sh("ln -s /dev/full '" .. link .. "'") then
         return pending("cannot run a shell command here")
       end
-      local msg = errmsg(bag.ops.shuffle_write, link, {("x"):rep(1e5)})
+      local msg = errmsg(bag.ops.shuffle_write, link, {{("x"):rep(1e5)}}, 3)
       assert.is_truthy(msg:find("cannot write the shuffle file " .. link,
                                 1, true), msg)
     end)
