@@ -18,6 +18,7 @@
 #include "ndarray.h"
 #include "state.h"
 #include "rank.h"
+#include "pattern.h"
 #include "strings.h"
 #include "textio.h"
 #include "value.h"
@@ -367,6 +368,7 @@ LASK_API int luaopen_lask_core(lua_State *L) {
   lua_setmetatable(L, -2);
   luaL_setfuncs(L, core_funcs, 1);
   lask__strings_register(L);
+  lask__pattern_register(L);
   lask__rank_register(L);
   lask__textio_register(L);
   lask__nd_register(L);

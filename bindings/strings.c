@@ -274,50 +274,6 @@ static int l_str_len(lua_State *L) {
   return 1;
 }
 
-/* Calls string.<name>(s, extra...) for each string; keeps the first result
-** (match: nil where nothing matches). */
-static int call_each(lua_State *L, const char *name, int nextra) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getglobal(L, "string");
-  lua_getfield(L, -1, name);
-  int fn = lua_gettop(L);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  lua_createtable(L, (int)n, 0);
-  int out = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    element(L, i, &len);
-    lua_pushvalue(L, fn);
-    lua_insert(L, -2);
-    for (int a = 0; a < nextra; a++) lua_pushvalue(L, 2 + a);
-    if (lua_pcall(L, 1 + nextra, 1, 0) != LUA_OK) /* name the helper */
-      return lask__fail(L, "lask: bag.str.%s with pattern '%s': %s", name,
-                        lua_tostring(L, 2),
-                        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                            : luaL_typename(L, -1)); /* error(non-string) */
-    if (lua_isnil(L, -1)) { /* no match: a list cannot hold nil */
-      lua_pop(L, 1);
-      lua_pushboolean(L, 0);
-    }
-    lua_rawseti(L, out, i);
-  }
-  return 1;
-}
-
-/* str_match(list, pattern) and str_gsub(list, pattern, repl). */
-static int l_str_match(lua_State *L) {
-  luaL_checkstring(L, 2);
-  lua_settop(L, 2);
-  return call_each(L, "match", 1);
-}
-
-static int l_str_gsub(lua_State *L) {
-  luaL_checkstring(L, 2);
-  luaL_checkany(L, 3);
-  lua_settop(L, 3);
-  return call_each(L, "gsub", 2);
-}
-
 /* count_values(list) -> {value = count}: frequencies of one partition. */
 static int l_count_values(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -693,8 +649,6 @@ static const luaL_Reg string_funcs[] = {
   {"str_upper", l_str_upper},
   {"str_strip", l_str_strip},
   {"str_len", l_str_len},
-  {"str_match", l_str_match},
-  {"str_gsub", l_str_gsub},
   {"count_values", l_count_values},
   {NULL, NULL}
 };
