@@ -12,8 +12,8 @@ local M = {}
 local is_delayed = delayed.is_delayed
 local NIL = {} -- stands for a nil result in the values table
 
--- Replaces the Delayed inside 'v' by their values; tables that contain a
--- Delayed are copied, others passed as they are.
+-- Replaces the Delayed inside 'v' by their values, in a copy of each table
+-- on the way (the caller calls it only where a Delayed is inside).
 local function substitute(v, values, copies)
   if is_delayed(v) then
     local x = values[v]
@@ -57,8 +57,9 @@ function M.run(outputs, hooks)
     local t0 = now and now()
     local result
     local args = d[3]
-    if d[2] == nil then
-      result = substitute(args[1], values, {})
+    if d[2] == nil then -- a value, copied only when a Delayed is inside
+      result = args[1]
+      if #d[4] > 0 then result = substitute(result, values, {}) end
     else
       local call = args
       if #d[4] > 0 then
