@@ -1162,7 +1162,12 @@ for _, sched in ipairs({"sync", "threads"}) do
       local f = assert(io.open(sub .. "/3.bin", "r+b"))
       local size = f:seek("end")
       f:close()
-      helpers.sh(("truncate -s %d '%s/3.bin'"):format(size - 5, sub))
+      f = assert(io.open(sub .. "/3.bin", "rb"))
+      local bytes = f:read(size - 5)
+      f:close()
+      f = assert(io.open(sub .. "/3.bin", "wb"))
+      f:write(bytes)
+      f:close()
       local last -- the bucket stored last is the one cut
       for j = 7, 1, -1 do
         if not last and not pcall(bag.ops.shuffle_read, sub .. "/3.bin", j)
@@ -1537,6 +1542,8 @@ describe("bag text files", function()
 
   it("ends lines with any linedelimiter, by blocks, fused and in C",
      function()
+    -- gzip files are made by the gzip command (not under a sanitizer)
+    local gz = helpers.sh("gzip --version >/dev/null 2>&1")
     -- each line keeps its delimiter; occurrences are found left to right
     local function lines_of(text, d)
       local out, i = {}, 1
@@ -1613,8 +1620,8 @@ describe("bag text files", function()
         assert.are.same(order, s:distinct():compute(), why)
       end
       -- a gzip file is read whole, with the same lines
-      if round % 6 == 0 then
-        helpers.sh("gzip -kf '" .. path .. "'")
+      if round % 6 == 0 and gz then
+        assert.is_true(helpers.sh("gzip -kf '" .. path .. "'"))
         local g = bag.read_text(path .. ".gz", {linedelimiter = d})
         assert.are.same(want, g:compute(), why)
         assert.are.same((words(want)), as_map(g.str:split():flatten()
@@ -1635,9 +1642,11 @@ describe("bag text files", function()
         assert.are.same(want, bag.read_text(path, {blocksize = bs,
                         linedelimiter = d}):compute(), ("%q %d"):format(d, bs))
       end
-      helpers.sh("gzip -kf '" .. path .. "'")
-      assert.are.same(want, bag.read_text(path .. ".gz", {linedelimiter = d})
-                              :compute(), ("%q gzip"):format(d))
+      if gz then
+        assert.is_true(helpers.sh("gzip -kf '" .. path .. "'"))
+        assert.are.same(want, bag.read_text(path .. ".gz",
+          {linedelimiter = d}):compute(), ("%q gzip"):format(d))
+      end
     end
     local p = write("e.txt", "x")
     assert.matches("linedelimiter must be a string of 1 to 255 bytes, got " ..
@@ -1646,6 +1655,9 @@ describe("bag text files", function()
                                            {linedelimiter = ("x"):rep(256)}))
     assert.matches("got number", errmsg(bag.read_text, p,
                                         {linedelimiter = 10}))
+    if not gz then
+      pending("all but the gzip files passed: cannot run gzip here")
+    end
   end)
 
   it("reads a block's lines a chunk at a time (core.next_lines)", function()
