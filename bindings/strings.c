@@ -133,9 +133,7 @@ static int l_str_split_flat(lua_State *L) {
 ** numbers are let be, unless there is no element at all: a record); else
 ** an error naming the first missing index, for a
 ** partition a user's function made (# would silently stop at a border).
-** Past the end, the table is walked on from key #list: that covers the
-** rest of a list built in order (its integer keys then live in the array
-** part, walked first), without visiting the elements again. */
+** Then the whole table is walked for keys past the end. */
 static void check_list(lua_State *L, const char *who) {
   if (!lua_istable(L, 1)) {
     lask__fail(L, "%s: a partition must be a list, got a %s", who,
@@ -162,8 +160,9 @@ static int l_check_sequence(lua_State *L) {
     lua_pop(L, 1);
     if (hole) goto fail;
   }
-  if (n == 0) lua_pushnil(L);
-  else lua_pushinteger(L, n);
+  /* the whole table: a list filled out of order may keep a key past the
+  ** end anywhere in it (walking on from key n missed those) */
+  lua_pushnil(L);
   while (lua_next(L, 1) != 0) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TNUMBER) {

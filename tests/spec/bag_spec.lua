@@ -667,6 +667,18 @@ for _, sched in ipairs({"sync", "threads"}) do
        function()
       assert.matches("bag.from_sequence: the list has a hole at index 2",
                      errmsg(bag.from_sequence, {1, nil, 3}))
+      -- filled out of order, a key past # may sit anywhere in the table
+      for _, order in ipairs{{3, 4, 5, 1}, {2, 5, 3, 1}, {5, 1, 2, 3}} do
+        local t = {}
+        for _, k in ipairs(order) do t[k] = k end
+        assert.matches("bag.from_sequence: the list has a hole at index",
+                       errmsg(bag.from_sequence, t))
+        assert.matches("bag.map_partitions: the list has a hole", errmsg(
+          function()
+            return bag.from_sequence({1}):map_partitions(function()
+              return t end):compute()
+          end))
+      end
       assert.matches("bag.from_sequence: the table has key 'a' and no " ..
                      "element 1", errmsg(bag.from_sequence, {a = 1}))
       assert.are.same({1, 2}, bag.from_sequence({1, 2, n = 2}):compute())
