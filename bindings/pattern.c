@@ -17,6 +17,7 @@
 ** classify bytes >= 0x80 differently). The specs compare both helpers
 ** with the string library on random patterns and subjects.
 */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -441,8 +442,9 @@ static void replace(struct pm *m, luaL_Buffer *b, const char *s,
   }
 }
 
-/* gsub of one string: pushes the result. */
-static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat) {
+/* gsub of one string, at most 'most' replacements: pushes the result. */
+static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat,
+                     lua_Number most) {
   const char *p = pat;
   int anchor = p < m->p1 && *p == '^';
   if (anchor) p++;
@@ -451,19 +453,23 @@ static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat) {
   luaL_Buffer b;
   luaL_buffinit(m->L, &b);
   const char *last = NULL; /* where the previous match ended (5.4) */
-  for (;;) {
+  for (lua_Number done = 0; done < most;) {
     m->ncap = 0;
     m->depth = MAXDEPTH;
     const char *e = match(m, s, p);
 #if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
     (void)last;
-    if (e != NULL) replace(m, &b, s, e);
+    if (e != NULL) {
+      replace(m, &b, s, e);
+      done++;
+    }
     if (e != NULL && e > s) s = e;
     else if (s < m->s1) luaL_addchar(&b, *s++);
     else break;
 #else
     if (e != NULL && e != last) {
       replace(m, &b, s, e);
+      done++;
       s = last = e;
     } else if (s < m->s1) {
       luaL_addchar(&b, *s++);
@@ -477,8 +483,9 @@ static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat) {
   luaL_pushresult(&b);
 }
 
-/* str_gsub(list, pattern, repl) -> per string string.gsub's first result
-** (repl: a string, a number, a table or a function). */
+/* str_gsub(list, pattern, repl [, n]) -> per string string.gsub's first
+** result (repl: a string, a number, a table or a function; at most n
+** replacements in each). */
 static int l_str_gsub(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   size_t plen;
@@ -486,6 +493,7 @@ static int l_str_gsub(lua_State *L) {
   int t = lua_type(L, 3);
   luaL_argcheck(L, t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TTABLE ||
                 t == LUA_TFUNCTION, 3, "a string, table or function");
+  lua_Number most = luaL_optnumber(L, 4, HUGE_VAL);
   lua_settop(L, 3);
   struct pm m;
   pm_init(&m, L, "gsub", pat, plen);
@@ -494,7 +502,7 @@ static int l_str_gsub(lua_State *L) {
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     const char *s = element(L, "gsub", i, &len);
-    gsub_one(&m, s, len, pat);
+    gsub_one(&m, s, len, pat, most);
     lua_rawseti(L, 4, i);
     lua_pop(L, 1); /* the element */
   }

@@ -27,12 +27,14 @@ static const unsigned char is_ws[256] = {
   ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
 };
 
-/* Returns the string at index 'i' of the list at 1, or raises. */
-static const char *element(lua_State *L, lua_Integer i, size_t *n) {
+/* Returns the string at index 'i' of the list at 1, or raises naming
+** the helper 'who' (bag.str.<who>). */
+static const char *element(lua_State *L, const char *who, lua_Integer i,
+                           size_t *n) {
   lua_rawgeti(L, 1, i);
   if (lua_type(L, -1) != LUA_TSTRING) { /* before tolstring converts it */
-    lask__fail(L, "lask: bag.str: element %d of a partition is a %s, not a "
-               "string", (int)i, luaL_typename(L, -1));
+    lask__fail(L, "lask: bag.str.%s: element %d of a partition is a %s, not "
+               "a string", who, (int)i, luaL_typename(L, -1));
   }
   return lua_tolstring(L, -1, n);
 }
@@ -89,7 +91,7 @@ static const char *opt_sep(lua_State *L, size_t *seplen) {
 static void push_pieces(lua_State *L, lua_Integer i, const char *sep,
                         size_t seplen, lua_Integer *k) {
   size_t len, wl;
-  const char *s = element(L, i, &len), *w;
+  const char *s = element(L, "split", i, &len), *w;
   lua_pop(L, 1); /* the string stays referenced by the list */
   struct pieces it;
   pieces_init(&it, s, len, sep, seplen);
@@ -187,7 +189,19 @@ fail:
                     who, (int)i);
 }
 
-/* flatten_list(list) -> the elements of the element lists, in order. */
+/* #t of the table at idx as Lua code sees it: with __len on Lua 5.4
+** (5.1's # ignores __len on tables). */
+static lua_Integer len_as_lua(lua_State *L, int idx) {
+#if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
+  return (lua_Integer)lua_objlen(L, idx);
+#else
+  return luaL_len(L, idx);
+#endif
+}
+
+/* flatten_list(list) -> the elements of the element lists, in order. An
+** element list is read as the Lua flatten step reads it (#xs, xs[j]), so
+** a proxy list with __len and __index flattens the same after a C step. */
 static int l_flatten_list(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), k = 0;
@@ -198,9 +212,16 @@ static int l_flatten_list(lua_State *L) {
       lask__fail(L, "lask: bag.flatten: element %d is a %s, not a list",
                  (int)i, luaL_typename(L, -1));
     }
-    lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+    int meta = lua_getmetatable(L, -1);
+    if (meta) lua_pop(L, 1);
+    lua_Integer m = meta ? len_as_lua(L, -1) : (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer j = 1; j <= m; j++) {
-      lua_rawgeti(L, -1, j);
+      if (meta) {
+        lua_pushinteger(L, j);
+        lua_gettable(L, -2);
+      } else {
+        lua_rawgeti(L, -1, j);
+      }
       if (lua_isnil(L, -1)) /* as the Lua flatten step */
         lask__fail(L, "lask.bag: an element is nil (bag.flatten: element "
                    "%d of list %d is nil; a bag cannot hold nil)", (int)j,
@@ -215,7 +236,7 @@ static int l_flatten_list(lua_State *L) {
 /* Applies 'f' to each byte of each string: lower and upper. The bytes are
 ** built in a userdata scratch buffer (freed by the collector even if an
 ** element raises), replaced by a larger one when a string needs it. */
-static int map_bytes(lua_State *L, int (*f)(int)) {
+static int map_bytes(lua_State *L, int (*f)(int), const char *who) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
@@ -224,7 +245,7 @@ static int map_bytes(lua_State *L, int (*f)(int)) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, i, &len);
+    const char *s = element(L, who, i, &len);
     if (len > cap) {
       while (cap < len) cap *= 2;
       p = lua_newuserdatauv(L, cap, 0);
@@ -238,8 +259,12 @@ static int map_bytes(lua_State *L, int (*f)(int)) {
   return 1;
 }
 
-static int l_str_lower(lua_State *L) { return map_bytes(L, tolower); }
-static int l_str_upper(lua_State *L) { return map_bytes(L, toupper); }
+static int l_str_lower(lua_State *L) {
+  return map_bytes(L, tolower, "lower");
+}
+static int l_str_upper(lua_State *L) {
+  return map_bytes(L, toupper, "upper");
+}
 
 /* str_strip(list) -> each string without leading and trailing spaces. */
 static int l_str_strip(lua_State *L) {
@@ -248,7 +273,7 @@ static int l_str_strip(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, i, &len), *e = s + len;
+    const char *s = element(L, "strip", i, &len), *e = s + len;
     while (s < e && is_ws[(unsigned char)*s]) s++;
     while (e > s && is_ws[(unsigned char)e[-1]]) e--;
     lua_pushlstring(L, s, (size_t)(e - s));
@@ -265,7 +290,7 @@ static int l_str_len(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    element(L, i, &len);
+    element(L, "len", i, &len);
     lua_pop(L, 1);
     lua_pushinteger(L, (lua_Integer)len);
     lua_rawseti(L, -2, i);
@@ -561,7 +586,7 @@ static int split_lines(lua_State *L, push_fn push) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, i, &len);
+    const char *s = element(L, "split", i, &len);
     lua_pop(L, 1); /* the line stays referenced by the list */
     count_words(L, &t, s, len, sep, seplen);
   }

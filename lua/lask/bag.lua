@@ -971,9 +971,19 @@ local function check_pattern(pattern, name)
   end
 end
 
+-- More arguments than a helper takes are an error, not silently dropped
+-- (string.match's init, Python's maxsplit ...).
+local function check_nargs(name, most, got)
+  if got > most then
+    error(("bag.str.%s takes at most %d argument%s, got %d"):format(name,
+          most, most == 1 and "" or "s", got), 3)
+  end
+end
+
 local function str_step(name, nargs)
   return function(self, ...)
     check_accessor(self, name)
+    check_nargs(name, nargs, select("#", ...))
     local step = {"list", core["str_" .. name], n = 2 + nargs}
     for i = 1, nargs do step[2 + i] = (select(i, ...)) end
     return with_step(self.bag, step)
@@ -981,8 +991,9 @@ local function str_step(name, nargs)
 end
 --- split([sep]): lists of pieces (whitespace runs by default).
 local split_step = str_step("split", 1)
-function StrAccessor:split(sep)
+function StrAccessor:split(sep, ...)
   check_accessor(self, "split")
+  check_nargs("split", 1, select("#", ...) + 1)
   if sep ~= nil and (type(sep) ~= "string" or sep == "") then
     error("bag.str.split: the separator must be a non-empty string " ..
           "(or nothing, for runs of whitespace)", 2)
@@ -995,21 +1006,28 @@ StrAccessor.strip = str_step("strip", 0)
 StrAccessor.len = str_step("len", 0)
 --- match(pattern): the first capture (or match) per string, false if none
 -- (a list cannot hold nil).
-function StrAccessor:match(pattern)
+function StrAccessor:match(pattern, ...)
   check_accessor(self, "match")
+  check_nargs("match", 1, select("#", ...) + 1)
   check_pattern(pattern, "match")
   return with_step(self.bag, {"list", core.str_match, pattern, n = 3})
 end
---- gsub(pattern, repl): string.gsub per string (the first result).
-function StrAccessor:gsub(pattern, repl)
+--- gsub(pattern, repl [, n]): string.gsub per string (the first result).
+function StrAccessor:gsub(pattern, repl, n, ...)
   check_accessor(self, "gsub")
+  check_nargs("gsub", 3, select("#", ...) + 3)
+  if n ~= nil and (type(n) ~= "number" or n ~= n or n % 1 ~= 0) then
+    error("bag.str.gsub: argument 3 (the most replacements) must be a " ..
+          "whole number", 2)
+  end
   check_pattern(pattern, "gsub")
   local t = type(repl)
   if t ~= "string" and t ~= "number" and t ~= "table" and t ~= "function" then
     error(("bag.str.gsub: argument 2 (the replacement) must be a string, " ..
            "a table or a function, got %s"):format(t), 2)
   end
-  return with_step(self.bag, {"list", core.str_gsub, pattern, repl, n = 4})
+  return with_step(self.bag, {"list", core.str_gsub, pattern, repl, n,
+                              n = 5})
 end
 
 bag.Bag = Bag

@@ -98,9 +98,11 @@ describe("str:match and str:gsub patterns in C", function()
       local p, s = random_pattern(), random_subject()
       local repl = REPLS[math.random(1, #REPLS)]
       if repl == false then repl = fn end
-      local ok1, r1 = lua_side("gsub", s, p, repl)
-      local ok2, r2 = c_side("gsub", s, p, repl)
-      local why = ("string.gsub(%q, %q, %s)"):format(s, p, tostring(repl))
+      local n = ({nil, nil, nil, -1, 0, 1, 2})[math.random(1, 7)]
+      local ok1, r1 = lua_side("gsub", s, p, repl, n)
+      local ok2, r2 = c_side("gsub", s, p, repl, n)
+      local why = ("string.gsub(%q, %q, %s, %s)"):format(s, p, tostring(repl),
+                                                       tostring(n))
       assert.are.equal(ok1, ok2, why .. ": " .. tostring(r1) .. " / " ..
                        tostring(r2))
       if ok1 then assert.are.equal(r1, r2, why) end

@@ -650,11 +650,25 @@ for _, sched in ipairs({"sync", "threads"}) do
         return bag.from_sequence({"ab"}).str:gsub("a", function()
           error({}) end):compute()
       end))
+      -- arguments a helper does not take are refused, not dropped; gsub
+      -- takes string.gsub's most replacements
+      assert.matches("bag.str.split takes at most 1 argument, got 2",
+                     errmsg(function() return b.str:split(",", 1) end))
+      assert.matches("bag.str.upper takes at most 0 arguments, got 1",
+                     errmsg(function() return b.str:upper("x") end))
+      assert.matches("bag.str.match takes at most 1 argument, got 2",
+                     errmsg(function() return b.str:match("a", 2) end))
+      assert.matches("bag.str.gsub: argument 3 .* whole number",
+                     errmsg(function() return b.str:gsub("a", "b", 1.5) end))
+      assert.are.same({"bba", "bb", "b"}, bag.from_sequence({"aaa", "aa", "a"})
+        .str:gsub("a", "b", 2):map(function(x) return x end)
+        .str:gsub("b", "y", 0):compute())
       assert.matches("bag.str.upper: call it with a colon", errmsg(function()
         return b.str.upper()
       end))
-      assert.matches("element 2 of a partition is a number, not a string",
-        errmsg(function() return b.str:upper():compute() end))
+      assert.matches("bag.str.upper: element 2 of a partition is a " ..
+                     "number, not a string",
+                     errmsg(function() return b.str:upper():compute() end))
       assert.matches("bag.read_text: the list of paths is empty",
                      errmsg(bag.read_text, {}))
       assert.matches("bag.read_text: path 1 of the list is a table",
@@ -977,6 +991,22 @@ for _, sched in ipairs({"sync", "threads"}) do
       assert.matches("bag.std: not enough elements",
                      errmsg(function()
                        return bag.from_sequence({1}):std(1):compute() end))
+    end)
+
+    it("flattens proxy lists the same after a C step as after Lua",
+       function()
+      local function proxy()
+        local data = {"x", "y"}
+        return setmetatable({}, {__len = function() return #data end,
+                                 __index = function(_, k) return data[k] end})
+      end
+      local b = bag.from_sequence({1, 2}, {npartitions = 1})
+      local by_map = b:map(function() return proxy() end):flatten():compute()
+      local by_c = b:map_partitions(function() return {proxy(), proxy()} end)
+                    :flatten():compute()
+      assert.are.same(by_map, by_c)
+      -- Lua 5.4's # calls __len; LuaJIT's (5.1) does not on a table
+      assert.are.equal(math.type and 4 or 0, #by_c)
     end)
 
     it("gives its partitions as Delayed lists (to_delayed)", function()
