@@ -23,6 +23,7 @@
 
 #include "compat.h"
 #include "pattern.h"
+#include "strings.h"
 #include "value.h"
 
 #define MAXCAP 32   /* captures in one pattern, as LUA_MAXCAPTURES */
@@ -340,42 +341,51 @@ static void push_capture(struct pm *m, int k, const char *s, const char *e) {
     lua_pushlstring(m->L, m->cap[k].at, (size_t)len);
 }
 
-/* Returns the string at index 'i' of the list at 1, or raises. */
-static const char *element(lua_State *L, const char *who, lua_Integer i,
-                           size_t *n) {
-  lua_rawgeti(L, 1, i);
-  if (lua_type(L, -1) != LUA_TSTRING) /* before tolstring converts it */
-    lask__fail(L, "lask: bag.str.%s: element %d of a partition is a %s, not "
-               "a string", who, (int)i, luaL_typename(L, -1));
-  return lua_tolstring(L, -1, n);
+/* match of one string: pushes its first capture (or the whole match), or
+** false where nothing matches (a list cannot hold nil). */
+static void match_one(struct pm *m, const char *s, size_t n, const char *pat,
+                      lua_Number most) {
+  (void)most;
+  const char *start, *e = find(m, s, n, pat, &start);
+  if (e == NULL) {
+    lua_pushboolean(m->L, 0);
+    return;
+  }
+  for (int k = 1; k < m->ncap; k++) /* string.match returns them all */
+    if (m->cap[k].len == CAP_OPEN) perr(m, "unfinished capture");
+  push_capture(m, 0, start, e);
 }
 
-/* str_match(list, pattern) -> per string its first capture (or the whole
-** match), false where nothing matches: string.match's first result. */
-static int l_str_match(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+typedef void (*per_string)(struct pm *m, const char *s, size_t n,
+                           const char *pat, lua_Number most);
+
+/* The list of one(element) for the strings of the list at 1, the pattern
+** at 2; the arguments end at 'top'. */
+static int each_string(lua_State *L, const char *who, int top,
+                       lua_Number most, per_string one) {
   size_t plen;
-  const char *pat = luaL_checklstring(L, 2, &plen);
-  lua_settop(L, 2);
+  const char *pat = lua_tolstring(L, 2, &plen);
+  lua_settop(L, top);
   struct pm m;
-  pm_init(&m, L, "match", pat, plen);
+  pm_init(&m, L, who, pat, plen);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, "match", i, &len), *start;
-    const char *e = find(&m, s, len, pat, &start);
-    if (e == NULL) {
-      lua_pushboolean(L, 0); /* a list cannot hold nil */
-    } else {
-      for (int k = 1; k < m.ncap; k++) /* string.match returns them all */
-        if (m.cap[k].len == CAP_OPEN) perr(&m, "unfinished capture");
-      push_capture(&m, 0, start, e);
-    }
-    lua_rawseti(L, 3, i);
+    const char *s = lask__str_element(L, who, i, &len);
+    one(&m, s, len, pat, most);
+    lua_rawseti(L, top + 1, i);
     lua_pop(L, 1); /* the element */
   }
   return 1;
+}
+
+/* str_match(list, pattern) -> per string string.match's first result,
+** false where nothing matches. */
+static int l_str_match(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkstring(L, 2);
+  return each_string(L, "match", 2, 0, match_one);
 }
 
 /* Appends the replacement of the match [s, e) to b: repl (at index 3) is
@@ -488,25 +498,11 @@ static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat,
 ** replacements in each). */
 static int l_str_gsub(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t plen;
-  const char *pat = luaL_checklstring(L, 2, &plen);
+  luaL_checkstring(L, 2);
   int t = lua_type(L, 3);
   luaL_argcheck(L, t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TTABLE ||
                 t == LUA_TFUNCTION, 3, "a string, table or function");
-  lua_Number most = luaL_optnumber(L, 4, HUGE_VAL);
-  lua_settop(L, 3);
-  struct pm m;
-  pm_init(&m, L, "gsub", pat, plen);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-  lua_createtable(L, (int)n, 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    const char *s = element(L, "gsub", i, &len);
-    gsub_one(&m, s, len, pat, most);
-    lua_rawseti(L, 4, i);
-    lua_pop(L, 1); /* the element */
-  }
-  return 1;
+  return each_string(L, "gsub", 3, luaL_optnumber(L, 4, HUGE_VAL), gsub_one);
 }
 
 static const luaL_Reg pattern_funcs[] = {

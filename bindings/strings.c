@@ -27,10 +27,8 @@ static const unsigned char is_ws[256] = {
   ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [' '] = 1,
 };
 
-/* Returns the string at index 'i' of the list at 1, or raises naming
-** the helper 'who' (bag.str.<who>). */
-static const char *element(lua_State *L, const char *who, lua_Integer i,
-                           size_t *n) {
+const char *lask__str_element(lua_State *L, const char *who, lua_Integer i,
+                              size_t *n) {
   lua_rawgeti(L, 1, i);
   if (lua_type(L, -1) != LUA_TSTRING) { /* before tolstring converts it */
     lask__fail(L, "lask: bag.str.%s: element %d of a partition is a %s, not "
@@ -91,7 +89,7 @@ static const char *opt_sep(lua_State *L, size_t *seplen) {
 static void push_pieces(lua_State *L, lua_Integer i, const char *sep,
                         size_t seplen, lua_Integer *k) {
   size_t len, wl;
-  const char *s = element(L, "split", i, &len), *w;
+  const char *s = lask__str_element(L, "split", i, &len), *w;
   lua_pop(L, 1); /* the string stays referenced by the list */
   struct pieces it;
   pieces_init(&it, s, len, sep, seplen);
@@ -245,7 +243,7 @@ static int map_bytes(lua_State *L, int (*f)(int), const char *who) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, who, i, &len);
+    const char *s = lask__str_element(L, who, i, &len);
     if (len > cap) {
       while (cap < len) cap *= 2;
       p = lua_newuserdatauv(L, cap, 0);
@@ -273,7 +271,7 @@ static int l_str_strip(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, "strip", i, &len), *e = s + len;
+    const char *s = lask__str_element(L, "strip", i, &len), *e = s + len;
     while (s < e && is_ws[(unsigned char)*s]) s++;
     while (e > s && is_ws[(unsigned char)e[-1]]) e--;
     lua_pushlstring(L, s, (size_t)(e - s));
@@ -290,7 +288,7 @@ static int l_str_len(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    element(L, "len", i, &len);
+    lask__str_element(L, "len", i, &len);
     lua_pop(L, 1);
     lua_pushinteger(L, (lua_Integer)len);
     lua_rawseti(L, -2, i);
@@ -586,7 +584,7 @@ static int split_lines(lua_State *L, push_fn push) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    const char *s = element(L, "split", i, &len);
+    const char *s = lask__str_element(L, "split", i, &len);
     lua_pop(L, 1); /* the line stays referenced by the list */
     count_words(L, &t, s, len, sep, seplen);
   }

@@ -440,7 +440,8 @@ for _, sched in ipairs({"sync", "threads"}) do
       local add = function(a, x) return a + x end
       local bad = function(a, x) if x > 2 then return nil end return a + x end
       assert.matches("bag.foldby: the binop function returned nil",
-                     errmsg(function() return b:foldby(odd, bad, 0):compute() end))
+                     errmsg(function()
+                       return b:foldby(odd, bad, 0):compute() end))
       assert.matches("bag.foldby: the binop function returned nil",
                      errmsg(function() return b:foldby(odd, bad):compute() end))
       local none = function() end
@@ -984,8 +985,8 @@ for _, sched in ipairs({"sync", "threads"}) do
         assert.matches(c[1], first_line(c[2]))
       end
       -- a user's own error is left as it is
-      local mine = bag.from_sequence({1}):reduction(function() error("mine") end,
-                                                    function(v) return v end)
+      local mine = bag.from_sequence({1}):reduction(
+        function() error("mine") end, function(v) return v end)
       assert.matches("^[^\n]*bag_spec%.lua:%d+: mine",
                      first_line(function() return mine end))
       assert.matches("bag.std: not enough elements",
@@ -1205,10 +1206,10 @@ for _, sched in ipairs({"sync", "threads"}) do
       local size = f:seek("end")
       f:close()
       f = assert(io.open(sub .. "/3.bin", "rb"))
-      local bytes = f:read(size - 5)
+      local head = f:read(size - 5)
       f:close()
       f = assert(io.open(sub .. "/3.bin", "wb"))
-      f:write(bytes)
+      f:write(head)
       f:close()
       local last -- the bucket stored last is the one cut
       for j = 7, 1, -1 do
