@@ -27,13 +27,7 @@
 #include "value.h"
 
 #define MAXCAP 32   /* captures in one pattern, as LUA_MAXCAPTURES */
-/* Nested items before "pattern too complex": Lua 5.4's limit; LuaJIT has
-** none but its C stack, so a deeper one there. */
-#if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
-#define MAXDEPTH 2000
-#else
-#define MAXDEPTH 200
-#endif
+#define MAXDEPTH 200 /* nested items before "pattern too complex" (both) */
 #define CAP_OPEN (-1)
 #define CAP_POS (-2)
 

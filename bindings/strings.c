@@ -153,6 +153,17 @@ static int l_check_sequence(lua_State *L) {
   const char *who = luaL_checkstring(L, 2);
   check_list(L, who);
   lua_settop(L, 2);
+  /* a proxy would read one way in the Lua steps (#, []) and another in
+  ** the C ones (raw): refused */
+  if (lua_getmetatable(L, 1)) {
+    lua_getfield(L, -1, "__len");
+    lua_getfield(L, -2, "__index");
+    int proxy = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+    lua_settop(L, 2);
+    if (proxy)
+      return lask__fail(L, "%s: the list has a metatable with __len or "
+                        "__index (a partition must be a plain list)", who);
+  }
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1), i;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);

@@ -1016,9 +1016,10 @@ end
 function StrAccessor:gsub(pattern, repl, n, ...)
   check_accessor(self, "gsub")
   check_nargs("gsub", 3, select("#", ...) + 3)
-  if n ~= nil and (type(n) ~= "number" or n ~= n or n % 1 ~= 0) then
+  if n ~= nil and (type(n) ~= "number" or n ~= n or n % 1 ~= 0 or
+                   math.abs(n) >= 2^31) then
     error("bag.str.gsub: argument 3 (the most replacements) must be a " ..
-          "whole number", 2)
+          "whole number below 2^31", 2)
   end
   check_pattern(pattern, "gsub")
   local t = type(repl)

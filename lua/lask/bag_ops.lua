@@ -53,8 +53,13 @@ function ops.named_error(who, m)
     return m
   end
   -- the position, when it is in lask's own code (embedded or from files)
-  m = m:gsub("^%[lask%] [^:\n]*:%d+: ", ""):gsub(
-    "^[^:\n]*lask/[%w_]+%.lua:%d+: ", "")
+  -- (a file lask/<name>.lua is lask's own when lask.<name> is loaded: the
+  -- function may come from a state that loaded lask from files)
+  m = m:gsub("^%[lask%] [^:\n]*:%d+: ", "")
+  local name = m:match("^[^:\n]*lask/([%w_]+)%.lua:%d+: ")
+  if name and package.loaded["lask." .. name] then
+    m = m:gsub("^[^:\n]*:%d+: ", "", 1)
+  end
   return who .. ": " .. m
 end
 
@@ -806,6 +811,10 @@ function ops.shuffle_split(part, kf, n, dir, i)
   if not ok then
     error("bag.groupby: " .. tostring(err):gsub("^lask: ", ""), 0)
   end
+  -- A count left by an earlier compute that did not run every gather
+  -- (take): no gather of this one has counted yet, as each needs every
+  -- split.
+  os.remove(dir .. "/done")
   return ops.shuffle_write(shuffle_path(dir, i), buckets, n)
 end
 

@@ -109,6 +109,17 @@ describe("str:match and str:gsub patterns in C", function()
     end
   end)
 
+  it("stop at the same depth as string.match", function()
+    for _, k in ipairs{150, 199, 200, 201, 300} do
+      local p, s = ("a?"):rep(k), ("a"):rep(k)
+      local ok1, r1 = lua_side("match", s, p)
+      local ok2, r2 = c_side("match", s, p)
+      assert.are.equal(ok1, ok2, k .. ": " .. tostring(r1) .. " / " ..
+                       tostring(r2))
+      if ok1 then assert.are.equal(r1, r2) end
+    end
+  end)
+
   it("name the helper and the pattern in errors", function()
     assert.matches("bag.str.match with pattern '%(a': unfinished capture",
                    select(2, pcall(core.str_match, {"ab"}, "(a")))

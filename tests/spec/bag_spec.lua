@@ -661,6 +661,8 @@ for _, sched in ipairs({"sync", "threads"}) do
                      errmsg(function() return b.str:match("a", 2) end))
       assert.matches("bag.str.gsub: argument 3 .* whole number",
                      errmsg(function() return b.str:gsub("a", "b", 1.5) end))
+      assert.matches("bag.str.gsub: argument 3 .* below 2%^31",
+                     errmsg(function() return b.str:gsub("a", "b", 2^31) end))
       assert.are.same({"bba", "bb", "b"}, bag.from_sequence({"aaa", "aa", "a"})
         .str:gsub("a", "b", 2):map(function(x) return x end)
         .str:gsub("b", "y", 0):compute())
@@ -682,6 +684,13 @@ for _, sched in ipairs({"sync", "threads"}) do
        function()
       assert.matches("bag.from_sequence: the list has a hole at index 2",
                      errmsg(bag.from_sequence, {1, nil, 3}))
+      -- a proxy partition would read differently in C and Lua steps
+      assert.matches("bag.map_partitions: the list has a metatable with " ..
+                     "__len or __index", errmsg(function()
+        return bag.from_sequence({1}):map_partitions(function()
+          return setmetatable({}, {__index = function() return 1 end})
+        end).str:upper():compute()
+      end))
       -- filled out of order, a key past # may sit anywhere in the table
       for _, order in ipairs{{3, 4, 5, 1}, {2, 5, 3, 1}, {5, 1, 2, 3}} do
         local t = {}
@@ -1171,6 +1180,11 @@ for _, sched in ipairs({"sync", "threads"}) do
       local counts = g:map(function(kv) return #kv[2] end)
       assert.are.equal(300, counts:sum():compute())
       assert.are.same({}, core.glob(dir .. "/*"))
+      assert.are.equal(10, #g:compute())
+      assert.are.same({}, core.glob(dir .. "/*"))
+      -- a compute that reads only some output partitions (take) leaves
+      -- files, which the next whole compute uses and then removes
+      assert.are.equal(1, #g:take(1, 1, false))
       assert.are.equal(10, #g:compute())
       assert.are.same({}, core.glob(dir .. "/*"))
       -- a failure in the user's key function leaves the run in error
