@@ -35,7 +35,9 @@ struct pm {
   lua_State *L;
   const char *who, *pat;     /* for errors: the helper, the pattern */
   const char *s0, *s1;       /* the subject [s0, s1) */
-  const char *p1;            /* the end of the pattern */
+  const char *p0, *p1;       /* the pattern, past a leading '^' */
+  int anchor;                /* it had one: match at the start only */
+  lua_Number most;           /* gsub: the most replacements per string */
   int depth;                 /* items left before "too complex" */
   int ncap;
   struct {
@@ -288,7 +290,7 @@ static const char *match(struct pm *m, const char *s, const char *p) {
 }
 
 static void pm_init(struct pm *m, lua_State *L, const char *who,
-                    const char *pat, size_t plen) {
+                    const char *pat, size_t plen, lua_Number most) {
   m->L = L;
   m->who = who;
   m->pat = pat;
@@ -296,26 +298,32 @@ static void pm_init(struct pm *m, lua_State *L, const char *who,
   plen = strlen(pat); /* Lua 5.1 ends a pattern at a NUL */
 #endif
   m->p1 = pat + plen;
+  m->anchor = plen > 0 && pat[0] == '^';
+  m->p0 = pat + m->anchor;
+  m->most = most;
+}
+
+/* A match of the pattern at s in the subject [s0, s1): its end, or NULL. */
+static const char *match_at(struct pm *m, const char *s) {
+  m->ncap = 0;
+  m->depth = MAXDEPTH;
+  return match(m, s, m->p0);
 }
 
 /* Finds the first match in [s, s + n) from its start (only there when
 ** anchored); returns its end and sets *start, or NULL. */
 static const char *find(struct pm *m, const char *s, size_t n,
-                        const char *p, const char **start) {
-  int anchor = p < m->p1 && *p == '^';
-  if (anchor) p++;
+                        const char **start) {
   m->s0 = s;
   m->s1 = s + n;
   const char *at = s;
   do {
-    m->ncap = 0;
-    m->depth = MAXDEPTH;
-    const char *e = match(m, at, p);
+    const char *e = match_at(m, at);
     if (e != NULL) {
       *start = at;
       return e;
     }
-  } while (at++ < m->s1 && !anchor);
+  } while (at++ < m->s1 && !m->anchor);
   return NULL;
 }
 
@@ -337,10 +345,8 @@ static void push_capture(struct pm *m, int k, const char *s, const char *e) {
 
 /* match of one string: pushes its first capture (or the whole match), or
 ** false where nothing matches (a list cannot hold nil). */
-static void match_one(struct pm *m, const char *s, size_t n, const char *pat,
-                      lua_Number most) {
-  (void)most;
-  const char *start, *e = find(m, s, n, pat, &start);
+static void match_one(struct pm *m, const char *s, size_t n) {
+  const char *start, *e = find(m, s, n, &start);
   if (e == NULL) {
     lua_pushboolean(m->L, 0);
     return;
@@ -350,8 +356,7 @@ static void match_one(struct pm *m, const char *s, size_t n, const char *pat,
   push_capture(m, 0, start, e);
 }
 
-typedef void (*per_string)(struct pm *m, const char *s, size_t n,
-                           const char *pat, lua_Number most);
+typedef void (*per_string)(struct pm *m, const char *s, size_t n);
 
 /* The list of one(element) for the strings of the list at 1, the pattern
 ** at 2; the arguments end at 'top'. */
@@ -361,13 +366,13 @@ static int each_string(lua_State *L, const char *who, int top,
   const char *pat = lua_tolstring(L, 2, &plen);
   lua_settop(L, top);
   struct pm m;
-  pm_init(&m, L, who, pat, plen);
+  pm_init(&m, L, who, pat, plen, most);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   lua_createtable(L, (int)n, 0);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     const char *s = lask__str_element(L, who, i, &len);
-    one(&m, s, len, pat, most);
+    one(&m, s, len);
     lua_rawseti(L, top + 1, i);
     lua_pop(L, 1); /* the element */
   }
@@ -446,21 +451,15 @@ static void replace(struct pm *m, luaL_Buffer *b, const char *s,
   }
 }
 
-/* gsub of one string, at most 'most' replacements: pushes the result. */
-static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat,
-                     lua_Number most) {
-  const char *p = pat;
-  int anchor = p < m->p1 && *p == '^';
-  if (anchor) p++;
+/* gsub of one string, at most m->most replacements: pushes the result. */
+static void gsub_one(struct pm *m, const char *s, size_t n) {
   m->s0 = s;
   m->s1 = s + n;
   luaL_Buffer b;
   luaL_buffinit(m->L, &b);
   const char *last = NULL; /* where the previous match ended (5.4) */
-  for (lua_Number done = 0; done < most;) {
-    m->ncap = 0;
-    m->depth = MAXDEPTH;
-    const char *e = match(m, s, p);
+  for (lua_Number done = 0; done < m->most;) {
+    const char *e = match_at(m, s);
 #if LASK_FLAVOUR == LASK_FLAVOUR_LUAJIT
     (void)last;
     if (e != NULL) {
@@ -481,7 +480,7 @@ static void gsub_one(struct pm *m, const char *s, size_t n, const char *pat,
       break;
     }
 #endif
-    if (anchor) break;
+    if (m->anchor) break;
   }
   luaL_addlstring(&b, s, (size_t)(m->s1 - s));
   luaL_pushresult(&b);
