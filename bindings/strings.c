@@ -635,8 +635,7 @@ static int split_block(lua_State *L, push_fn push) {
   } else { /* a piece must not run across a line end: line by line */
     const char *p = buf, *end = buf + n;
     while (p < end) {
-      const char *o = lask__find_delim(p, (size_t)(end - p), &d);
-      const char *stop = o ? o + d.len : end;
+      const char *stop = lask__line_end(p, end, &d);
       count_words(L, &t, p, (size_t)(stop - p), sep, seplen);
       p = stop;
     }

@@ -42,16 +42,16 @@ void lask__opt_delim(lua_State *L, int arg, struct lask_delim *d) {
   d->len = n;
 }
 
-const char *lask__find_delim(const char *p, size_t n,
-                             const struct lask_delim *d) {
+/* The first occurrence of the delimiter in [p, p + n), or NULL. */
+static const char *find_delim(const char *p, size_t n,
+                              const struct lask_delim *d) {
   if (d->len == 1) return memchr(p, (unsigned char)d->s[0], n);
   return memmem(p, n, d->s, d->len);
 }
 
-/* The end of the line starting at p (after its delimiter), or 'end'. */
-static const char *line_end(const char *p, const char *end,
-                            const struct lask_delim *d) {
-  const char *o = lask__find_delim(p, (size_t)(end - p), d);
+const char *lask__line_end(const char *p, const char *end,
+                           const struct lask_delim *d) {
+  const char *o = find_delim(p, (size_t)(end - p), d);
   return o ? o + d->len : end;
 }
 
@@ -162,7 +162,7 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   size_t limit = size == 0 ? 0 : pre + (size_t)size;
   size_t from = 0, stop = 0; /* the owned lines are [from, stop) */
   if (start > 0) { /* the first line starting in the block */
-    const char *o = lask__find_delim(m->p, len < limit ? len : limit, d);
+    const char *o = find_delim(m->p, len < limit ? len : limit, d);
     if (o == NULL || (size_t)(o - m->p) + dl >= limit) {
       /* None: the block lies inside one line. Not reading on to its end
       ** keeps a line many blocks long linear to read. */
@@ -179,7 +179,7 @@ const char *lask__read_block_bytes(lua_State *L, const char *path,
   size_t scan = limit >= dl && limit - dl > from ? limit - dl : from;
   for (;;) {
     if (size != 0 && len > scan) {
-      const char *o = lask__find_delim(m->p + scan, len - scan, d);
+      const char *o = find_delim(m->p + scan, len - scan, d);
       if (o != NULL) {
         stop = (size_t)(o - m->p) + dl;
         break;
@@ -230,7 +230,7 @@ static int l_read_block(lua_State *L) {
   lua_newtable(L);
   lua_Integer k = 0;
   while (p < end) { /* each line keeps its delimiter; the last may not */
-    const char *stop = line_end(p, end, &d);
+    const char *stop = lask__line_end(p, end, &d);
     lua_pushlstring(L, p, (size_t)(stop - p));
     lua_rawseti(L, -2, ++k);
     p = stop;
@@ -280,7 +280,7 @@ static int l_next_lines(lua_State *L) {
   const char *cap = p + ((size_t)(end - p) < LINES_BYTES ? (size_t)(end - p)
                                                           : LINES_BYTES);
   while (k < max && p < end && (k == 0 || p < cap)) {
-    const char *stop = line_end(p, end, &m->d);
+    const char *stop = lask__line_end(p, end, &m->d);
     lua_pushlstring(L, p, (size_t)(stop - p));
     lua_rawseti(L, 2, ++k);
     p = stop;
@@ -322,7 +322,7 @@ static void gzip_lines(lua_State *L, struct gzread *g, int out,
   /* a delimiter may have begun in the last bytes of what came before */
   size_t at = g->scanned >= d->len ? g->scanned - d->len + 1 : 0, ls = 0;
   const char *o;
-  while ((o = lask__find_delim(g->carry + at, g->clen - at, d)) != NULL) {
+  while ((o = find_delim(g->carry + at, g->clen - at, d)) != NULL) {
     size_t e = (size_t)(o - g->carry) + d->len;
     lua_pushlstring(L, g->carry + ls, e - ls);
     lua_rawseti(L, out, ++*k);
@@ -333,12 +333,17 @@ static void gzip_lines(lua_State *L, struct gzread *g, int out,
   g->scanned = g->clen;
 }
 
-static int gzread_gc(lua_State *L) {
-  struct gzread *g = lua_touserdata(L, 1);
+/* Ends the zlib state and frees the carry: when read_gzip is done, or by
+** the collector after an error. */
+static void gzread_close(struct gzread *g) {
   if (g->live) inflateEnd(&g->zs);
   g->live = 0;
   free(g->carry);
   g->carry = NULL;
+}
+
+static int gzread_gc(lua_State *L) {
+  gzread_close(lua_touserdata(L, 1));
   return 0;
 }
 
@@ -419,10 +424,7 @@ static int l_read_gzip(lua_State *L) {
   }
   fclose(*f);
   *f = NULL;
-  inflateEnd(&g->zs);
-  g->live = 0;
-  free(g->carry);
-  g->carry = NULL;
+  gzread_close(g);
   lua_remove(L, box + 1); /* the file box */
   lua_remove(L, box);
   return 1;

@@ -23,9 +23,9 @@ struct lask_delim {
 LASK_INTERNAL void lask__opt_delim(lua_State *L, int arg,
                                    struct lask_delim *d);
 
-/* The first occurrence of the delimiter in [p, p + n), or NULL. */
-LASK_INTERNAL const char *lask__find_delim(const char *p, size_t n,
-                                           const struct lask_delim *d);
+/* The end of the line starting at p, past its delimiter (or 'end'). */
+LASK_INTERNAL const char *lask__line_end(const char *p, const char *end,
+                                         const struct lask_delim *d);
 
 /* Reads the bytes of the lines that the block [start, start + size) of
 ** 'path' owns (as read_block defines them, lines ended by 'd') into
