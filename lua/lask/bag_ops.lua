@@ -716,8 +716,8 @@ end, {name = "bag-shuffle-group"})
 -- (not per bucket, which made up to n times as many: 800 partitions in and
 -- out took 140 s, mostly in the file system creating and deleting them).
 -- The task functions are module functions: they travel by reference.
-local ENTRY = 40
-local NO_BUCKET = ("%019d %019d\n"):format(0, 0)
+local ENTRY, ENTRY_FORMAT = 40, "%019d %019d\n"
+local NO_BUCKET = ENTRY_FORMAT:format(0, 0)
 
 local function shuffle_path(dir, i)
   return ("%s/%d.bin"):format(dir, i)
@@ -754,7 +754,7 @@ function ops.shuffle_write(path, buckets, n)
       local bytes = core.serialize(b)
       if ok then ok, werr = f:write(bytes) end
       if empty > 0 then header[#header + 1] = NO_BUCKET:rep(empty) end
-      header[#header + 1] = ("%019d %019d\n"):format(offset, #bytes)
+      header[#header + 1] = ENTRY_FORMAT:format(offset, #bytes)
       offset, empty = offset + #bytes, 0
     end
   end
@@ -819,16 +819,15 @@ function ops.shuffle_split(part, kf, n, dir, i)
 end
 
 function ops.shuffle_gather(j, kf, dir, sizes, n)
-  local groups, order = {}, {}
+  local groups, order, any = {}, {}, false
   for i = 1, #sizes do
     if sizes[i] > 0 then
+      any = true
       local b = ops.shuffle_read(shuffle_path(dir, i), j)
       if b then ops.add_to_groups(groups, order, b, kf) end
     end
   end
   -- the last gather to finish removes the files (all are read by then)
-  local any = false
-  for i = 1, #sizes do any = any or sizes[i] > 0 end
   if any and core.count_up(dir .. "/done") == n then
     for i = 1, #sizes do
       if sizes[i] > 0 then os.remove(shuffle_path(dir, i)) end
